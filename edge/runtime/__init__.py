@@ -1,0 +1,1 @@
+"""Process runtime services of the appliance: service-manager integration (sd_notify)."""
