@@ -1,0 +1,1 @@
+"""Staff accounts, classes, the student roster, sign-in and attendance."""

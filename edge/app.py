@@ -1,0 +1,99 @@
+"""The Flask application factory."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from apiflask import APIFlask
+from flask import Response, g, request
+
+from edge import API_MAJOR, __version__
+from edge.config import HubConfig
+from edge.context import Hub
+from edge.errors import install_error_handlers, problem
+from edge.live.bus import LiveBus
+from edge.storage.db import ThreadLocalDatabase
+from edge.storage.setup import prepare_storage
+
+log = logging.getLogger(__name__)
+
+# Endpoints that take large bodies set their own limit; everything else gets http.max_body_bytes.
+_HUB_CSP = (
+    "default-src 'self'; img-src 'self' data: blob:; media-src 'self' blob:; style-src 'self'; "
+    "script-src 'self'; connect-src 'self'; frame-src 'self'; object-src 'none'; base-uri 'none'; "
+    "frame-ancestors 'self'; form-action 'self'"
+)
+
+
+def create_app(config: HubConfig) -> APIFlask:
+    """Build the hub application for ``config``; migrates the database if needed."""
+    hub_id, secret, _ = prepare_storage(config)
+    app = APIFlask(
+        "edge",
+        title="Classroom hub API",
+        version=__version__,
+        spec_path="/api/openapi.json",
+        docs_path=None,  # the UI pages load scripts from CDNs; classrooms are offline
+    )
+    app.config.update(
+        MAX_CONTENT_LENGTH=config.http.max_body_bytes,
+        JSON_AS_ASCII=False,
+        OPENAPI_VERSION="3.1.0",
+        INFO={"description": f"Classroom micro-cloud hub, API major version {API_MAJOR}. Errors are application/problem+json."},
+        VALIDATION_ERROR_STATUS_CODE=422,
+        AUTO_OPERATION_ID=True,
+        SPEC_FORMAT="json",
+    )
+    app.json.ensure_ascii = False  # type: ignore[attr-defined]
+    databases = ThreadLocalDatabase(config.db_path, config.storage.busy_timeout_ms, config.storage.synchronous)
+    hub = Hub(config=config, databases=databases, hub_id=hub_id, hub_secret=secret, bus=LiveBus(databases, config.run_dir))
+    app.extensions["classroom_hub"] = hub
+
+    install_error_handlers(app)
+    _install_request_hooks(app)
+
+    from edge.accounts.api import bp as accounts_bp
+    from edge.enrolment.api import bp as enrolment_bp
+    from edge.health.api import bp as health_bp
+    from edge.hubinfo.api import bp as hubinfo_bp
+    from edge.web import bp as web_bp
+
+    for bp in (health_bp, hubinfo_bp, accounts_bp, enrolment_bp, web_bp):
+        app.register_blueprint(bp)
+    return app
+
+
+def _install_request_hooks(app: APIFlask) -> None:
+    from edge.health.metrics import LATENCY, REQUESTS
+
+    @app.before_request
+    def _start() -> None:
+        g.t0 = time.perf_counter()
+        if request.method in ("POST", "PUT", "PATCH") and request.content_length is None and request.headers.get("Transfer-Encoding", "").lower() != "chunked":
+            return
+        if request.path.startswith("/api/") and request.method in ("POST", "PUT", "PATCH"):
+            ctype = request.mimetype
+            if ctype and ctype != "application/json" and not _accepts_raw_upload():
+                problem(415, "unsupported-media-type", "send JSON with Content-Type application/json")
+
+    @app.after_request
+    def _finish(resp: Response) -> Response:
+        endpoint = request.endpoint or "unmatched"
+        elapsed = time.perf_counter() - g.get("t0", time.perf_counter())
+        REQUESTS.labels(request.method, endpoint, str(resp.status_code)).inc()
+        LATENCY.labels(endpoint).observe(elapsed)
+        resp.headers.setdefault("X-Content-Type-Options", "nosniff")
+        resp.headers.setdefault("Referrer-Policy", "no-referrer")
+        if resp.mimetype == "text/html":
+            resp.headers.setdefault("Content-Security-Policy", _HUB_CSP)
+        if request.path.startswith("/api/") and "Cache-Control" not in resp.headers:
+            resp.headers["Cache-Control"] = "no-store"
+        if app.extensions["classroom_hub"].config.logging.access_log:
+            log.info("request", extra={"method": request.method, "path": request.path, "status": resp.status_code, "ms": round(elapsed * 1000, 2)})
+        return resp
+
+
+def _accepts_raw_upload() -> bool:
+    # Endpoints documented as taking a raw body (CSV, files) check the type themselves.
+    return request.endpoint in {"accounts.import_roster"}

@@ -1,0 +1,1 @@
+"""Who is asking: sessions, device tokens, roles and brute-force limits."""

@@ -1,0 +1,158 @@
+"""Authentication of every request and the role each endpoint needs.
+
+Three kinds of credential:
+- a session token (``Authorization: Bearer`` or the ``hub_session`` cookie)
+  from a staff login or a student sign-in;
+- a device token (``X-Device-Token`` or the ``hub_device`` cookie) from
+  enrolment. A student session is valid only together with the token of the
+  device it was signed in on, and only while that device is not revoked, so
+  revoking a tablet ends its sessions at the very next request.
+
+Roles: ``admin``, ``teacher``, ``student``; ``device`` for an enrolled tablet
+with nobody signed in.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from apiflask import HTTPTokenAuth
+from flask import g, request
+from werkzeug.datastructures import Authorization
+
+from edge.auth.secrets import token_hash
+from edge.context import db
+
+SESSION_COOKIE = "hub_session"
+DEVICE_COOKIE = "hub_device"
+DEVICE_HEADER = "X-Device-Token"
+
+ADMIN, TEACHER, STUDENT, DEVICE = "admin", "teacher", "student", "device"
+STAFF = [ADMIN, TEACHER]
+
+
+@dataclass
+class Principal:
+    role: str
+    name: str
+    user_id: int | None = None
+    student_id: int | None = None
+    device_id: int | None = None
+    session_id: int | None = None
+    class_ids: list[int] = field(default_factory=list)
+
+
+def _device_token() -> str | None:
+    return request.headers.get(DEVICE_HEADER) or request.cookies.get(DEVICE_COOKIE)
+
+
+def _active_device(token: str | None) -> tuple[int, str, int | None] | None:
+    if not token or len(token) > 200:
+        return None
+    row = db().execute(
+        "SELECT id, kind, class_id FROM devices WHERE token_hash = ? AND revoked_at IS NULL AND expires_at > ?",
+        (token_hash(token), time.time()),
+    ).fetchone()
+    return (row[0], row[1], row[2]) if row else None
+
+
+class _CookieFallbackAuth(HTTPTokenAuth):
+    """Bearer token from the header, else from a cookie (browsers, EventSource)."""
+
+    def __init__(self, cookie: str, header: str | None = None, description: str = "") -> None:
+        super().__init__(scheme="Bearer" if header is None else "ApiKey", header=header, description=description)
+        self._cookie = cookie
+
+    def get_auth(self) -> Authorization | None:
+        auth = super().get_auth()
+        if auth is None and request.cookies.get(self._cookie):
+            auth = Authorization(self.scheme)
+            auth.token = request.cookies[self._cookie]
+        return auth
+
+
+session_auth = _CookieFallbackAuth(
+    SESSION_COOKIE,
+    description="Session token from POST /api/v1/auth/login (staff) or POST /api/v1/signin (student). "
+    "Student sessions also need the X-Device-Token header of the tablet they were signed in on.",
+)
+device_auth = _CookieFallbackAuth(
+    DEVICE_COOKIE,
+    header=DEVICE_HEADER,
+    description="Device token from POST /api/v1/devices/enrol.",
+)
+
+
+@session_auth.verify_token
+def _verify_session(token: str) -> Principal | None:
+    if len(token) > 200:
+        return None
+    now = time.time()
+    row = db().execute(
+        """
+        SELECT s.id, s.user_id, s.student_id, s.device_id,
+               u.role, u.display_name, u.disabled,
+               st.name, st.class_id, st.active
+        FROM sessions s
+        LEFT JOIN users u ON u.id = s.user_id
+        LEFT JOIN students st ON st.id = s.student_id
+        WHERE s.token_hash = ? AND s.ended_at IS NULL AND s.expires_at > ?
+        """,
+        (token_hash(token), now),
+    ).fetchone()
+    if row is None:
+        return None
+    session_id, user_id, student_id, device_id, role, display_name, disabled, st_name, st_class, st_active = row
+    if user_id is not None:
+        if disabled:
+            return None
+        class_ids = [r[0] for r in db().execute("SELECT class_id FROM class_teachers WHERE user_id = ?", (user_id,))]
+        if role == ADMIN:
+            class_ids = [r[0] for r in db().execute("SELECT id FROM classes")]
+        principal = Principal(role, display_name, user_id=user_id, session_id=session_id, class_ids=class_ids)
+        if device_id is not None:
+            # A staff session bound to a device dies with that device.
+            device = _active_device(_device_token())
+            if device is None or device[0] != device_id:
+                return None
+        g.principal = principal
+        return principal
+    if not st_active:
+        return None
+    device = _active_device(_device_token())
+    if device is None or device[0] != device_id:
+        return None
+    principal = Principal(STUDENT, st_name, student_id=student_id, device_id=device_id, session_id=session_id, class_ids=[st_class])
+    g.principal = principal
+    return principal
+
+
+@session_auth.get_user_roles
+def _session_roles(principal: Principal) -> list[str]:
+    return [principal.role]
+
+
+@device_auth.verify_token
+def _verify_device(token: str) -> Principal | None:
+    device = _active_device(token)
+    if device is None:
+        return None
+    device_id, kind, class_id = device
+    principal = Principal(DEVICE, f"device-{device_id}", device_id=device_id, class_ids=[class_id] if class_id else [])
+    g.principal = principal
+    g.device_kind = kind
+    return principal
+
+
+@device_auth.get_user_roles
+def _device_roles(principal: Principal) -> list[str]:
+    return [principal.role]
+
+
+def current_principal() -> Principal:
+    return g.principal
+
+
+def client_address() -> str:
+    return request.remote_addr or "unknown"

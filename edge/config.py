@@ -1,0 +1,239 @@
+"""The hub's one typed configuration.
+
+Sources, later ones winning: built-in defaults, a TOML file
+(``/etc/classroom-hub/hub.toml`` or ``--config``), then ``HUB_<SECTION>_<KEY>``
+environment variables. Every key has a type, a default and a description; the
+README's configuration reference is generated from this module
+(``classroom-hub config --reference``). Unknown keys are errors that name the key.
+
+Secrets are never part of this model's dump: they are read on demand from a
+systemd credential (``$CREDENTIALS_DIRECTORY/<name>``) or a file readable only by
+its owner (mode 0600), see :func:`read_secret`.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+DEFAULT_CONFIG_PATH = Path("/etc/classroom-hub/hub.toml")
+ENV_PREFIX = "HUB_"
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used; the message says which key and why."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class HubSection(_Section):
+    school: str = Field("示范学校", min_length=1, max_length=64, description="School name, shown to tablets and in mDNS.")
+    room: str = Field("101", min_length=1, max_length=32, description="Classroom name or number.")
+    data_dir: Path = Field(Path("/var/lib/classroom-hub"), description="Database, content store and backups live here.")
+    timezone: str = Field("Asia/Shanghai", description="IANA time zone of the school (attendance days, schedules).")
+
+
+class HttpSection(_Section):
+    host: str = Field("0.0.0.0", description="Address the HTTP server binds to.")
+    port: int = Field(8080, ge=1, le=65535, description="TCP port of the API and web UI.")
+    workers: int = Field(2, ge=1, le=16, description="gunicorn worker processes (one per core is right).")
+    threads: int = Field(
+        96, ge=4, le=512,
+        description="Threads per worker. Each open live-event (SSE) stream holds one, so this must "
+        "exceed the tablets per class plus headroom for bursts.",
+    )
+    max_body_bytes: int = Field(1_048_576, ge=1024, description="Largest request body accepted (bytes) on JSON endpoints.")
+    max_upload_bytes: int = Field(64 * 1_048_576, ge=1024, description="Largest upload accepted (bytes) on upload endpoints.")
+    graceful_timeout_s: int = Field(5, ge=1, le=30, description="Seconds a worker may take to finish requests on shutdown.")
+    sse_heartbeat_s: float = Field(15.0, gt=0, le=120, description="Seconds between keep-alive comments on live-event streams.")
+
+
+class DiscoverySection(_Section):
+    enabled: bool = Field(True, description="Advertise the hub by mDNS/DNS-SD.")
+    hostname: str = Field("", max_length=63, description="mDNS host name (without .local); empty means classroom-hub-<first 8 of hub id>.")
+    interfaces: list[str] = Field(default_factory=list, description="Interface names to advertise on; empty means all.")
+    address_poll_s: float = Field(2.0, gt=0, le=60, description="Fallback poll period for address changes when netlink is unavailable.")
+
+
+class StorageSection(_Section):
+    busy_timeout_ms: int = Field(5000, ge=100, le=60000, description="How long a writer waits for the database lock.")
+    synchronous: Literal["FULL", "NORMAL"] = Field(
+        "FULL",
+        description="SQLite synchronous mode. FULL fsyncs the WAL at every commit so an acknowledged "
+        "write survives power loss; NORMAL survives process crashes only.",
+    )
+    disk_reserve_mb: int = Field(512, ge=0, description="Free disk below this makes /readyz fail and refuses new recordings.")
+    backups_kept: int = Field(5, ge=1, le=100, description="Pre-migration and manual backups kept in <data_dir>/backups.")
+
+
+class SecuritySection(_Section):
+    pairing_code_ttl_s: int = Field(600, ge=30, le=86400, description="Seconds a tablet pairing code stays valid.")
+    pairing_code_max_uses: int = Field(60, ge=1, le=200, description="Upper bound on tablets one pairing code may enrol.")
+    pairing_max_failures: int = Field(10, ge=1, le=1000, description="Wrong pairing codes (hub-wide, per 10 minutes) before all open codes are withdrawn.")
+    pin_max_failures: int = Field(5, ge=1, le=100, description="Wrong PINs in a row before a student's sign-in is locked.")
+    pin_lockout_s: int = Field(300, ge=1, le=86400, description="Seconds a student's sign-in stays locked after too many wrong PINs.")
+    password_max_failures: int = Field(10, ge=1, le=1000, description="Wrong passwords in a row before an account is locked.")
+    session_ttl_s: int = Field(12 * 3600, ge=60, description="Lifetime of a sign-in session (a school day).")
+    device_token_ttl_days: int = Field(365, ge=1, description="Lifetime of a tablet's enrolment.")
+    trusted_proxy_count: int = Field(0, ge=0, le=4, description="Reverse proxies in front of the hub whose X-Forwarded-For is trusted.")
+
+
+class LoggingSection(_Section):
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Log level.")
+    format: Literal["json", "text"] = Field("json", description="json for journald/log shippers, text for a terminal.")
+    access_log: bool = Field(False, description="Log every HTTP request (noisy during bursts).")
+
+
+class HubConfig(_Section):
+    hub: HubSection = Field(default_factory=HubSection)
+    http: HttpSection = Field(default_factory=HttpSection)
+    discovery: DiscoverySection = Field(default_factory=DiscoverySection)
+    storage: StorageSection = Field(default_factory=StorageSection)
+    security: SecuritySection = Field(default_factory=SecuritySection)
+    logging: LoggingSection = Field(default_factory=LoggingSection)
+
+    @property
+    def db_path(self) -> Path:
+        return self.hub.data_dir / "hub.sqlite3"
+
+    @property
+    def backups_dir(self) -> Path:
+        return self.hub.data_dir / "backups"
+
+    @property
+    def run_dir(self) -> Path:
+        return self.hub.data_dir / "run"
+
+
+SECTIONS: dict[str, type[_Section]] = {
+    name: field.annotation  # type: ignore[misc]
+    for name, field in HubConfig.model_fields.items()
+}
+
+
+def _env_overrides(environ: dict[str, str]) -> dict[str, dict[str, Any]]:
+    """Map HUB_<SECTION>_<KEY> variables onto sections; unknown ones are errors."""
+    out: dict[str, dict[str, Any]] = {}
+    for name, raw in environ.items():
+        if not name.startswith(ENV_PREFIX) or name in _NON_CONFIG_ENV:
+            continue
+        rest = name[len(ENV_PREFIX):].lower()
+        section, _, key = rest.partition("_")
+        if section not in SECTIONS or key not in SECTIONS[section].model_fields:
+            raise ConfigError(f"unknown configuration variable {name}: no key {section}.{key}")
+        field = SECTIONS[section].model_fields[key]
+        value: Any = raw
+        if field.annotation is bool:
+            value = raw.strip().lower() in ("1", "true", "yes", "on")
+        elif field.annotation is list[str]:
+            value = [part.strip() for part in raw.split(",") if part.strip()]
+        out.setdefault(section, {})[key] = value
+    return out
+
+
+# Variables with the prefix that are not configuration keys.
+_NON_CONFIG_ENV = {"HUB_CONFIG"}
+
+
+def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    merged = {k: dict(v) if isinstance(v, dict) else v for k, v in base.items()}
+    for section, values in override.items():
+        if isinstance(values, dict) and isinstance(merged.get(section), dict):
+            merged[section].update(values)
+        else:
+            merged[section] = values
+    return merged
+
+
+def _describe(err: ValidationError) -> str:
+    parts = []
+    for e in err.errors():
+        key = ".".join(str(p) for p in e["loc"])
+        if e["type"] == "extra_forbidden":
+            parts.append(f"unknown configuration key {key}")
+        else:
+            parts.append(f"{key}: {e['msg']}")
+    return "; ".join(parts)
+
+
+def load_config(
+    path: Path | None = None,
+    environ: dict[str, str] | None = None,
+    overrides: dict[str, dict[str, Any]] | None = None,
+) -> HubConfig:
+    """Build the configuration from file, environment and explicit overrides.
+
+    ``path`` None means ``$HUB_CONFIG`` or the default path if it exists.
+    Raises :class:`ConfigError` naming the first offending key(s).
+    """
+    environ = dict(os.environ if environ is None else environ)
+    data: dict[str, Any] = {}
+    if path is None and environ.get("HUB_CONFIG"):
+        path = Path(environ["HUB_CONFIG"])
+    if path is None and DEFAULT_CONFIG_PATH.exists():
+        path = DEFAULT_CONFIG_PATH
+    if path is not None:
+        try:
+            data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(f"configuration file {path} does not exist") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"configuration file {path} is not valid TOML: {exc}") from None
+        for section, values in data.items():
+            if section not in SECTIONS:
+                raise ConfigError(f"unknown configuration section [{section}] in {path}")
+            if not isinstance(values, dict):
+                raise ConfigError(f"[{section}] in {path} must be a table")
+    data = _merge(data, _env_overrides(environ))
+    if overrides:
+        data = _merge(data, overrides)
+    try:
+        return HubConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc)) from None
+
+
+def read_secret(name: str, fallback_dir: Path | None = None) -> str | None:
+    """Read a secret from systemd credentials, else from ``fallback_dir/name``.
+
+    A fallback file must be a regular file not readable by group or others
+    (0600 or stricter); anything looser is refused so a secret never sits in a
+    world-readable file. Returns None when the secret is not provided.
+    """
+    cred_dir = os.environ.get("CREDENTIALS_DIRECTORY")
+    candidates = []
+    if cred_dir:
+        candidates.append((Path(cred_dir) / name, False))
+    if fallback_dir is not None:
+        candidates.append((fallback_dir / name, True))
+    for candidate, check_mode in candidates:
+        try:
+            st = candidate.stat()
+        except FileNotFoundError:
+            continue
+        if check_mode and (st.st_mode & (stat.S_IRWXG | stat.S_IRWXO)):
+            raise ConfigError(f"secret file {candidate} must be mode 0600 (it is {stat.S_IMODE(st.st_mode):04o})")
+        return candidate.read_text(encoding="utf-8").strip()
+    return None
+
+
+def reference_markdown() -> str:
+    """The configuration reference as a Markdown table (for the README)."""
+    lines = ["| key | env variable | type | default | description |", "|---|---|---|---|---|"]
+    for section, model in SECTIONS.items():
+        for key, field in model.model_fields.items():
+            default = field.default_factory() if field.default_factory else field.default  # type: ignore[call-arg]
+            ann = getattr(field.annotation, "__name__", str(field.annotation)).replace("typing.", "")
+            if str(field.annotation).startswith("typing.Literal"):
+                ann = " \\| ".join(repr(a) for a in field.annotation.__args__)  # type: ignore[union-attr]
+            lines.append(
+                f"| `{section}.{key}` | `HUB_{section.upper()}_{key.upper()}` | {ann} | `{default}` | {field.description} |"
+            )
+    return "\n".join(lines)

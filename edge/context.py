@@ -1,0 +1,39 @@
+"""The running hub's shared objects, reachable from any request."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from flask import current_app
+
+from edge.config import HubConfig
+from edge.storage.db import Database, ThreadLocalDatabase
+
+if TYPE_CHECKING:
+    from edge.live.bus import LiveBus
+
+
+@dataclass
+class Hub:
+    config: HubConfig
+    databases: ThreadLocalDatabase
+    hub_id: str
+    hub_secret: str
+    bus: LiveBus
+
+    @property
+    def db(self) -> Database:
+        return self.databases.get()
+
+    @property
+    def name(self) -> str:
+        return f"{self.config.hub.school} {self.config.hub.room}"
+
+
+def current_hub() -> Hub:
+    return current_app.extensions["classroom_hub"]
+
+
+def db() -> Database:
+    return current_hub().db

@@ -1,0 +1,1 @@
+"""Tablet enrolment: pairing codes shown by the teacher, device tokens, revocation."""

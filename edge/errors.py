@@ -1,0 +1,97 @@
+"""Errors as RFC 9457 ``application/problem+json``.
+
+Every error a client sees has a stable ``type`` URI (``/problems/<slug>`` on
+the hub, documented in the OpenAPI document), a human ``title`` and ``detail``,
+and never a stack trace. Raise :func:`problem` from a view.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, NoReturn
+
+from apiflask import HTTPError
+from flask import Flask, Response, json, request
+
+log = logging.getLogger(__name__)
+
+PROBLEM_MIMETYPE = "application/problem+json"
+TYPE_BASE = "/problems/"
+
+# Default slugs for errors raised by Flask/Werkzeug or the validation layer.
+_STATUS_SLUGS = {
+    400: "bad-request",
+    401: "unauthenticated",
+    403: "forbidden",
+    404: "not-found",
+    405: "method-not-allowed",
+    409: "conflict",
+    410: "gone",
+    413: "payload-too-large",
+    415: "unsupported-media-type",
+    416: "range-not-satisfiable",
+    422: "validation-failed",
+    429: "too-many-requests",
+    500: "internal-error",
+    503: "unavailable",
+}
+
+
+def problem(
+    status: int,
+    slug: str,
+    detail: str,
+    *,
+    title: str | None = None,
+    headers: dict[str, str] | None = None,
+    **extra: Any,
+) -> NoReturn:
+    """Abort the request with a problem document."""
+    raise HTTPError(status, message=title, detail=detail, headers=headers, extra_data={"type": TYPE_BASE + slug, **extra})
+
+
+def _body_for(error: HTTPError) -> dict[str, Any]:
+    extra = dict(error.extra_data or {})
+    slug_type = extra.pop("type", None) or TYPE_BASE + _STATUS_SLUGS.get(error.status_code, "error")
+    detail = error.detail
+    errors = None
+    if error.status_code == 422 and isinstance(detail, dict):
+        # Validation errors from the schema layer: keep them machine-readable.
+        errors = detail
+        detail = "the request does not match the schema; see 'errors'"
+    elif not isinstance(detail, str) or not detail:
+        detail = error.message
+    body: dict[str, Any] = {
+        "type": slug_type,
+        "title": error.message,
+        "status": error.status_code,
+        "detail": detail,
+        "instance": request.path,
+    }
+    if errors is not None:
+        body["errors"] = errors
+    body.update(extra)
+    return body
+
+
+def problem_response(error: HTTPError) -> Response:
+    body = _body_for(error)
+    resp = Response(json.dumps(body, ensure_ascii=False), status=error.status_code, mimetype=PROBLEM_MIMETYPE)
+    for key, value in (error.headers or {}).items():
+        resp.headers[key] = value
+    if error.status_code == 401:
+        resp.headers.setdefault("WWW-Authenticate", 'Bearer realm="classroom-hub"')
+    return resp
+
+
+def install_error_handlers(app: Flask) -> None:
+    app.error_processor(problem_response)  # type: ignore[attr-defined]
+
+    @app.errorhandler(Exception)
+    def _unexpected(exc: Exception) -> Response:
+        from werkzeug.exceptions import HTTPException
+
+        if isinstance(exc, HTTPException):
+            return problem_response(HTTPError(exc.code or 500, message=exc.name, headers=dict(exc.get_headers())))
+        log.exception("unhandled error", extra={"path": request.path, "method": request.method})
+        return problem_response(HTTPError(500, message="Internal Server Error", detail="the hub could not complete this request; it has been logged"))

@@ -1,0 +1,41 @@
+"""Small readiness checks, each answering (ok, detail)."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+
+from edge.context import Hub
+from edge.storage.migrations import latest_version, schema_version
+
+Check = Callable[[Hub], tuple[bool, str]]
+
+
+def database_reachable(hub: Hub) -> tuple[bool, str]:
+    try:
+        hub.db.execute("SELECT 1").fetchone()
+    except Exception as exc:  # any failure means not ready
+        return False, f"database error: {exc}"
+    return True, "ok"
+
+
+def migrations_done(hub: Hub) -> tuple[bool, str]:
+    current, latest = schema_version(hub.db), latest_version()
+    if current != latest:
+        return False, f"schema version {current}, expected {latest}"
+    return True, f"schema version {current}"
+
+
+def disk_above_reserve(hub: Hub) -> tuple[bool, str]:
+    free = shutil.disk_usage(hub.config.hub.data_dir).free
+    reserve = hub.config.storage.disk_reserve_mb * 1_048_576
+    if free < reserve:
+        return False, f"{free // 1_048_576} MB free, below the {hub.config.storage.disk_reserve_mb} MB reserve"
+    return True, f"{free // 1_048_576} MB free"
+
+
+READINESS: dict[str, Check] = {
+    "database": database_reachable,
+    "migrations": migrations_done,
+    "disk": disk_above_reserve,
+}

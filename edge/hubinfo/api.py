@@ -1,0 +1,68 @@
+"""GET /api/v1/hub and the live-event stream."""
+
+from __future__ import annotations
+
+from apiflask import APIBlueprint
+from flask import Response, request, stream_with_context
+
+from edge import API_MAJOR, __version__
+from edge.auth.guard import STUDENT, current_principal, session_auth
+from edge.context import current_hub
+from edge.errors import problem
+from edge.health.metrics import LIVE_STREAMS
+from edge.live.sse import stream
+from edge.schemas import Out
+
+bp = APIBlueprint("hubinfo", __name__, url_prefix="/api/v1", tag="Hub")
+
+
+class HubOut(Out):
+    id: str
+    school: str
+    room: str
+    name: str
+    api: int
+    version: str
+
+
+@bp.get("/hub")
+@bp.output(HubOut)
+@bp.doc(summary="This hub's identity (tablets verify the id they discovered by mDNS)", security=[])
+def hub() -> dict[str, object]:
+    h = current_hub()
+    return {"id": h.hub_id, "school": h.config.hub.school, "room": h.config.hub.room, "name": h.name, "api": API_MAJOR, "version": __version__}
+
+
+@bp.get("/events")
+@bp.auth_required(session_auth)
+@bp.doc(
+    summary="Live events (Server-Sent Events); resume with Last-Event-ID",
+    description="Students receive their class's and their own events; staff those of their classes.",
+    responses={200: {"description": "text/event-stream", "content": {"text/event-stream": {"schema": {"type": "string"}}}}},
+)
+def events() -> Response:
+    p = current_principal()
+    channels = {f"class:{c}" for c in p.class_ids}
+    if p.role == STUDENT:
+        channels.add(f"student:{p.student_id}")
+    else:
+        channels |= {f"staff:{c}" for c in p.class_ids}
+    raw_last = request.headers.get("Last-Event-ID") or request.args.get("last_event_id")
+    last_id = None
+    if raw_last:
+        if not raw_last.isdigit() or len(raw_last) > 18:
+            problem(400, "bad-last-event-id", "Last-Event-ID must be a number")
+        last_id = int(raw_last)
+    h = current_hub()
+
+    def generate():  # type: ignore[no-untyped-def]
+        LIVE_STREAMS.inc()
+        try:
+            yield from stream(h.bus, channels, last_id, h.config.http.sse_heartbeat_s)
+        finally:
+            LIVE_STREAMS.dec()
+
+    resp = Response(stream_with_context(generate()), mimetype="text/event-stream")
+    resp.headers["Cache-Control"] = "no-store"
+    resp.headers["X-Accel-Buffering"] = "no"
+    return resp

@@ -1,0 +1,1 @@
+"""Live events (Server-Sent Events) that reach a listener in any worker process."""

@@ -1,0 +1,50 @@
+"""Server-Sent Events: framing and the stream generator for one listener."""
+
+from __future__ import annotations
+
+import json
+import queue
+import time
+from collections.abc import Iterator
+
+from edge.live.bus import LiveBus, LiveEvent, shutting_down
+
+
+def frame(event: LiveEvent) -> str:
+    data = json.dumps(event.data, ensure_ascii=False, separators=(",", ":"))
+    return f"id: {event.id}\nevent: {event.type}\ndata: {data}\n\n"
+
+
+def stream(bus: LiveBus, channels: set[str], last_event_id: int | None, heartbeat_s: float) -> Iterator[str]:
+    """Yield SSE frames: missed events first (resume), then live ones.
+
+    Subscribing before replaying and skipping ids already sent closes the gap
+    between the two without duplicates.
+    """
+    sub = bus.subscribe(channels)
+    try:
+        # Tell EventSource how fast to reconnect, and flush headers at once.
+        yield "retry: 1000\n\n"
+        sent = last_event_id if last_event_id is not None else bus.latest_id()
+        if last_event_id is not None:
+            for event in bus.replay(channels, last_event_id):
+                sent = event.id
+                yield frame(event)
+        last_beat = time.monotonic()
+        while not shutting_down.is_set():
+            if sub.overflowed:
+                # Too slow a reader: end the stream; it resumes by Last-Event-ID.
+                return
+            try:
+                event = sub.queue.get(timeout=min(1.0, heartbeat_s))
+            except queue.Empty:
+                if time.monotonic() - last_beat >= heartbeat_s:
+                    last_beat = time.monotonic()
+                    yield ": keep-alive\n\n"
+                continue
+            if event.id <= sent:
+                continue
+            sent = event.id
+            yield frame(event)
+    finally:
+        bus.unsubscribe(sub)

@@ -1,0 +1,70 @@
+"""Opening the hub database with the pragmas every process must use.
+
+Durability policy: WAL journal with ``synchronous=FULL`` (configurable) so a
+commit is fsynced before the hub answers the request that caused it; an
+acknowledged write therefore survives ``kill -9`` of any hub process and a power
+cut. ``busy_timeout`` lets the several worker processes queue for the write
+lock instead of failing, and ``BEGIN IMMEDIATE`` takes that lock up front so a
+transaction never fails half-way on an upgrade from read to write.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import sqlite_utils
+
+Database = sqlite_utils.Database
+
+
+def connect(path: Path | str, busy_timeout_ms: int = 5000, synchronous: str = "FULL") -> Database:
+    """Open ``path`` with WAL, busy timeout, foreign keys and the durability setting."""
+    conn = sqlite3.connect(
+        str(path),
+        timeout=busy_timeout_ms / 1000,
+        isolation_level=None,  # we issue BEGIN/COMMIT ourselves
+        check_same_thread=False,
+    )
+    conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+    conn.execute("PRAGMA journal_mode = WAL")
+    if synchronous not in ("FULL", "NORMAL"):
+        raise ValueError(f"synchronous must be FULL or NORMAL, not {synchronous!r}")
+    conn.execute(f"PRAGMA synchronous = {synchronous}")
+    conn.execute("PRAGMA foreign_keys = ON")
+    conn.execute("PRAGMA temp_store = MEMORY")
+    return sqlite_utils.Database(conn)
+
+
+@contextmanager
+def transaction(db: Database) -> Iterator[Database]:
+    """One write transaction: BEGIN IMMEDIATE ... COMMIT, rolled back on error."""
+    conn = db.conn
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield db
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    else:
+        conn.execute("COMMIT")
+
+
+class ThreadLocalDatabase:
+    """One connection per thread of a worker process, opened on first use."""
+
+    def __init__(self, path: Path, busy_timeout_ms: int, synchronous: str) -> None:
+        self.path = path
+        self._busy_timeout_ms = busy_timeout_ms
+        self._synchronous = synchronous
+        self._local = threading.local()
+
+    def get(self) -> Database:
+        db = getattr(self._local, "db", None)
+        if db is None:
+            db = connect(self.path, self._busy_timeout_ms, self._synchronous)
+            self._local.db = db
+        return db

@@ -1,0 +1,59 @@
+"""Packaging for the classroom micro-cloud hub appliance.
+
+One distribution installs the fixed top-level packages (edge, sync, models,
+firmware) and the console scripts an operator uses.
+"""
+
+from setuptools import find_packages, setup
+
+setup(
+    name="classroom-hub",
+    version="0.1.0",
+    description="Classroom micro-cloud hub: offline lessons, quizzes, speech, devices, district sync",
+    python_requires=">=3.11",
+    packages=find_packages(include=["edge", "edge.*", "sync", "sync.*", "models", "models.*", "firmware", "firmware.*"]),
+    include_package_data=True,
+    package_data={
+        "edge": [
+            "storage/migrations/*.sql",
+            "web/static/*",
+            "web/static/**/*",
+            "web/templates/*",
+            "demo/data/*",
+        ],
+    },
+    install_requires=[
+        "flask>=3.1,<4",
+        # APIFlask: request validation with the same pydantic models that
+        # generate the OpenAPI document, so the spec can never drift from the code.
+        "apiflask>=3.1,<4",
+        "pydantic>=2.7,<3",
+        "sqlite-utils>=3.36",
+        "zeroconf>=0.132",
+        "ifaddr>=0.2",
+        "paho-mqtt>=2.0",
+        "requests>=2.31",
+        "apscheduler>=3.10,<4",
+        # gunicorn (gthread workers): production WSGI server; see README "Why gunicorn".
+        "gunicorn>=23",
+        # argon2: memory-hard password/PIN hashing, the current OWASP recommendation.
+        "argon2-cffi>=23.1",
+        # prometheus-client: exposition format and multi-process aggregation across workers.
+        "prometheus-client>=0.20",
+    ],
+    extras_require={
+        "test": [
+            "pytest>=8",
+            "hypothesis>=6.100",
+            "schemathesis>=4",
+            "playwright>=1.45",
+            "psutil>=5.9",
+            "ruff>=0.5",
+        ],
+    },
+    entry_points={
+        "console_scripts": [
+            "classroom-hub=edge.cli:main",
+        ],
+    },
+)
