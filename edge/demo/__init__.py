@@ -1,0 +1,1 @@
+"""The demo classroom: a roster, a teacher, and the sample content later capabilities add."""

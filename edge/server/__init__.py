@@ -1,0 +1,2 @@
+"""Running the hub: gunicorn (gthread workers) extended with readiness,
+watchdog, mDNS advertising and clean shutdown."""

@@ -1,0 +1,225 @@
+"""The hub under gunicorn.
+
+Why gunicorn with gthread workers (measured in ``tests/bench/bench_wsgi.py``,
+figures in the README): one process per core gets both cores working on bursts
+from 55 tablets, and a thread per connection lets ~60 Server-Sent-Event
+streams stay open without starving ordinary requests, with no monkey-patching
+(gevent) of SQLite, zeroconf or argon2.
+
+The arbiter (main process, the one systemd watches) owns:
+- READY=1 once migrations are done (before the app is loaded), mDNS is
+  registered and a worker answers ``/readyz``;
+- WATCHDOG=1 from its main loop, only while workers exist and the advertiser
+  is alive, so a wedged arbiter or a dead mDNS thread gets the unit restarted;
+- goodbyes on mDNS and STOPPING=1 on SIGTERM, before workers are told to stop.
+"""
+
+from __future__ import annotations
+
+import http.client
+import logging
+import os
+import shutil
+import signal
+import threading
+import time
+from typing import Any
+
+from gunicorn.app.base import BaseApplication
+from gunicorn.arbiter import Arbiter
+
+from edge.config import HubConfig
+from edge.runtime import systemd
+
+log = logging.getLogger(__name__)
+
+
+class _Advertising:
+    """Starts the mDNS advertiser off the arbiter's loop and reports its state."""
+
+    def __init__(self, config: HubConfig, hub_id: str) -> None:
+        self.config = config
+        self.hub_id = hub_id
+        self.advertiser: Any = None
+        self.registered = threading.Event()
+        self.failed: str | None = None
+
+    def start(self) -> None:
+        if not self.config.discovery.enabled:
+            self.registered.set()
+            return
+        threading.Thread(target=self._run, name="mdns-start", daemon=True).start()
+
+    def _run(self) -> None:
+        from edge.discovery.advertiser import HubAdvertiser
+
+        d = self.config.discovery
+        try:
+            self.advertiser = HubAdvertiser(
+                hub_id=self.hub_id,
+                school=self.config.hub.school,
+                room=self.config.hub.room,
+                port=self.config.http.port,
+                hostname=d.hostname,
+                interfaces=d.interfaces or None,
+                address_poll_s=d.address_poll_s,
+            )
+            self.advertiser.start()
+        except Exception as exc:  # the hub still serves by address without mDNS
+            self.failed = str(exc)
+            log.error("mDNS advertising failed; tablets must be given the address", extra={"error": str(exc)})
+        self.registered.set()
+
+    def alive(self) -> bool:
+        if not self.config.discovery.enabled or self.failed:
+            return True
+        return self.advertiser is None or bool(self.advertiser.is_alive())
+
+    def stop(self) -> None:
+        if self.advertiser is not None:
+            try:
+                self.advertiser.stop()
+            except Exception:
+                log.exception("mDNS goodbye failed")
+
+
+class HubArbiter(Arbiter):
+    """gunicorn's arbiter plus readiness, watchdog and mDNS lifecycle."""
+
+    advertising: _Advertising
+    hub_config: HubConfig
+
+    def __init__(self, app: HubApplication) -> None:
+        super().__init__(app)
+        self.advertising = app.advertising
+        self.hub_config = app.hub_config
+        self._ready_sent = False
+        self._watchdog_every = systemd.watchdog_interval_s()
+        self._last_ping = 0.0
+        self._started = time.monotonic()
+
+    def murder_workers(self) -> None:
+        super().murder_workers()
+        self._tick()
+
+    def _tick(self) -> None:
+        if not self._ready_sent and self.advertising.registered.is_set() and self.WORKERS and self._probe_ready():
+            self._ready_sent = True
+            elapsed = time.monotonic() - self._started
+            systemd.ready(f"serving on port {self.hub_config.http.port}")
+            log.info("hub ready", extra={"seconds_since_start": round(elapsed, 3), "workers": len(self.WORKERS)})
+        if self._watchdog_every is not None and time.monotonic() - self._last_ping >= self._watchdog_every:
+            if self.WORKERS and self.advertising.alive():
+                systemd.watchdog()
+                self._last_ping = time.monotonic()
+
+    def _probe_ready(self) -> bool:
+        host = self.hub_config.http.host
+        if host in ("0.0.0.0", "::", ""):
+            host = "127.0.0.1"
+        try:
+            conn = http.client.HTTPConnection(host, self.hub_config.http.port, timeout=0.5)
+            conn.request("GET", "/readyz")
+            ok = conn.getresponse().status == 200
+            conn.close()
+            return ok
+        except OSError:
+            return False
+
+    def stop(self, graceful: bool = True) -> None:
+        systemd.stopping("stopping")
+        self.advertising.stop()
+        super().stop(graceful)
+
+
+class HubApplication(BaseApplication):
+    def __init__(self, config: HubConfig, hub_id: str) -> None:
+        self.hub_config = config
+        self.advertising = _Advertising(config, hub_id)
+        super().__init__()
+
+    def load_config(self) -> None:
+        c = self.hub_config
+        settings: dict[str, Any] = {
+            "bind": [f"[{c.http.host}]:{c.http.port}" if ":" in c.http.host else f"{c.http.host}:{c.http.port}"],
+            "workers": c.http.workers,
+            "worker_class": "gthread",
+            "threads": c.http.threads,
+            "preload_app": True,  # load once in the arbiter; workers share the pages
+            "graceful_timeout": c.http.graceful_timeout_s,
+            "timeout": 30,
+            "keepalive": 75,  # tablets poll; reusing connections saves handshakes
+            "backlog": 512,
+            "max_requests": 0,
+            "limit_request_line": 8190,
+            "limit_request_fields": 100,
+            "limit_request_field_size": 8190,
+            "control_socket_disable": True,
+            "worker_tmp_dir": str(c.run_dir),
+            "proc_name": "classroom-hub",
+            "accesslog": None,
+            "errorlog": "-",
+            "loglevel": c.logging.level.lower(),
+            "when_ready": self._when_ready,
+            "post_worker_init": _post_worker_init,
+            "child_exit": _child_exit,
+        }
+        for key, value in settings.items():
+            self.cfg.set(key, value)
+
+    def load(self) -> Any:
+        from edge.app import create_app
+
+        return create_app(self.hub_config)
+
+    def _when_ready(self, server: Arbiter) -> None:
+        self.advertising.start()
+
+    def run(self) -> None:
+        HubArbiter(self).run()
+
+
+def _post_worker_init(worker: Any) -> None:
+    from edge.live.bus import shutting_down
+
+    # gunicorn installed its own SIGTERM handler; chain ours so open SSE
+    # streams end within a second and the worker exits well inside the
+    # graceful timeout.
+    previous = signal.getsignal(signal.SIGTERM)
+
+    def _on_term(signum: int, frame: Any) -> None:
+        shutting_down.set()
+        if callable(previous):
+            previous(signum, frame)
+
+    signal.signal(signal.SIGTERM, _on_term)
+    wsgi = worker.wsgi
+
+    import atexit
+
+    atexit.register(lambda: wsgi.extensions["classroom_hub"].bus.close())
+
+
+def _child_exit(server: Arbiter, worker: Any) -> None:
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)
+
+
+def prepare_metrics_dir(config: HubConfig) -> None:
+    """Point prometheus-client at a fresh per-boot directory (before it is imported)."""
+    path = config.run_dir / "metrics"
+    shutil.rmtree(path, ignore_errors=True)
+    path.mkdir(parents=True, exist_ok=True)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(path)
+
+
+def serve(config: HubConfig) -> None:
+    """Run the hub in the foreground until SIGTERM/SIGINT."""
+    prepare_metrics_dir(config)
+    from edge.storage.setup import prepare_storage
+
+    hub_id, _, applied = prepare_storage(config)
+    if applied:
+        log.info("database migrated", extra={"versions": applied})
+    HubApplication(config, hub_id).run()
