@@ -98,6 +98,17 @@ class HubArbiter(Arbiter):
         self._last_ping = 0.0
         self._started = time.monotonic()
 
+    def start(self) -> None:
+        # gunicorn sends its own READY=1 as soon as it has bound the port, before
+        # any worker exists or mDNS is up; hide the socket from it so systemd
+        # hears READY only from _tick().
+        saved = os.environ.pop("NOTIFY_SOCKET", None)
+        try:
+            super().start()
+        finally:
+            if saved is not None:
+                os.environ["NOTIFY_SOCKET"] = saved
+
     def murder_workers(self) -> None:
         super().murder_workers()
         self._tick()
