@@ -171,6 +171,7 @@ class HubApplication(BaseApplication):
             "accesslog": None,
             "errorlog": "-",
             "loglevel": c.logging.level.lower(),
+            "logconfig_dict": _log_config(c),
             "when_ready": self._when_ready,
             "post_worker_init": _post_worker_init,
             "child_exit": _child_exit,
@@ -188,6 +189,24 @@ class HubApplication(BaseApplication):
 
     def run(self) -> None:
         HubArbiter(self).run()
+
+
+def _log_config(c: HubConfig) -> dict[str, Any]:
+    """gunicorn's own messages in the same structured format as ours."""
+    formatter = "edge.logs.JsonFormatter" if c.logging.format == "json" else "edge.logs.TextFormatter"
+    handler = {"class": "logging.StreamHandler", "formatter": "hub", "stream": "ext://sys.stdout"}
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"hub": {"()": formatter}},
+        "handlers": {"console": handler},
+        "root": {"level": c.logging.level, "handlers": ["console"]},
+        "loggers": {
+            "gunicorn.error": {"level": c.logging.level, "handlers": ["console"], "propagate": False},
+            # Our own after_request hook logs requests when logging.access_log is on.
+            "gunicorn.access": {"level": "WARNING", "handlers": ["console"], "propagate": False},
+        },
+    }
 
 
 def _post_worker_init(worker: Any) -> None:
