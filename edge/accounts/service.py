@@ -180,7 +180,9 @@ def _issue_session(db: Database, ttl_s: int, *, user_id: int | None = None, stud
     return IssuedSession(token, now + ttl_s, int(cur.lastrowid or 0))
 
 
-def staff_login(db: Database, username: str, password: str, source: str, *, ttl_s: int, max_failures: int, lockout_s: int = 900) -> tuple[IssuedSession, dict[str, object]]:
+def staff_login(
+    db: Database, username: str, password: str, source: str, *, ttl_s: int, max_failures: int, lockout_s: int = 900
+) -> tuple[IssuedSession, dict[str, object]]:
     """Check a staff password; lock the account after ``max_failures`` in a row."""
     now = time.time()
     if limits.recent_failures(db, "login", 600, source) >= max_failures * 3:

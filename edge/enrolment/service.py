@@ -78,7 +78,9 @@ def enrol(
 ) -> Enrolled:
     now = time.time()
     if limits.recent_failures(db, "pairing", FAILURE_WINDOW_S, source) >= PER_SOURCE_LIMIT:
-        raise EnrolmentError("too-many-attempts", "too many wrong pairing codes from this tablet; wait, then ask the teacher for a new code", 429, FAILURE_WINDOW_S)
+        raise EnrolmentError(
+            "too-many-attempts", "too many wrong pairing codes from this tablet; wait, then ask the teacher for a new code", 429, FAILURE_WINDOW_S
+        )
     with transaction(db):
         if request_id:
             # A retry of an enrolment whose answer was lost: same device, fresh token

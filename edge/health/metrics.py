@@ -39,7 +39,9 @@ class HubStateCollector(Collector):
             "hub_outbox_oldest_age_seconds", "Age of the oldest unsent event", value=(time.time() - oldest) if oldest else 0.0
         )
         last_sync = db.execute("SELECT value FROM hub_meta WHERE key = 'last_sync_at'").fetchone()
-        yield GaugeMetricFamily("hub_last_sync_timestamp_seconds", "When the district last acknowledged a batch", value=float(last_sync[0]) if last_sync else 0.0)
+        yield GaugeMetricFamily(
+            "hub_last_sync_timestamp_seconds", "When the district last acknowledged a batch", value=float(last_sync[0]) if last_sync else 0.0
+        )
         devices = db.execute("SELECT COUNT(*) FROM devices WHERE revoked_at IS NULL").fetchone()[0]
         yield GaugeMetricFamily("hub_enrolled_devices", "Enrolled, unrevoked tablets", value=devices)
         free = shutil.disk_usage(self.hub.config.hub.data_dir).free
