@@ -12,6 +12,7 @@ from typing import Any, NoReturn
 
 from apiflask import HTTPError
 from flask import Flask, Response, json, request
+from werkzeug.exceptions import HTTPException
 
 log = logging.getLogger(__name__)
 
@@ -84,14 +85,32 @@ def problem_response(error: HTTPError) -> Response:
     return resp
 
 
+# Clearer words than Werkzeug's defaults for what tablets most often get wrong.
+_DETAILS = {
+    400: "the request could not be read (is the body valid JSON?)",
+    404: "there is nothing at this address",
+    405: "this address does not accept that method",
+}
+
+
+def _from_werkzeug(exc: HTTPException) -> Response:
+    code = exc.code or 500
+    headers = {k: v for k, v in exc.get_headers() if k.lower() != "content-type"}
+    detail = _DETAILS.get(code, exc.description or exc.name)
+    if code == 413:
+        limit = request.max_content_length
+        detail = f"the request body is larger than the {limit} bytes this endpoint accepts" if limit else "the request body is too large"
+    return problem_response(HTTPError(code, message=exc.name, detail=detail, headers=headers))
+
+
 def install_error_handlers(app: Flask) -> None:
     app.error_processor(problem_response)  # type: ignore[attr-defined]
+    # Replaces APIFlask's handler, which drops the description.
+    app.register_error_handler(HTTPException, _from_werkzeug)
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception) -> Response:
-        from werkzeug.exceptions import HTTPException
-
         if isinstance(exc, HTTPException):
-            return problem_response(HTTPError(exc.code or 500, message=exc.name, headers=dict(exc.get_headers())))
+            return _from_werkzeug(exc)
         log.exception("unhandled error", extra={"path": request.path, "method": request.method})
         return problem_response(HTTPError(500, message="Internal Server Error", detail="the hub could not complete this request; it has been logged"))
