@@ -43,7 +43,7 @@ class LiveEvent:
     created_at: float
 
 
-@dataclass
+@dataclass(eq=False)  # identity-hashed: subscriptions live in a set
 class Subscription:
     channels: frozenset[str]
     queue: queue.Queue[LiveEvent] = field(default_factory=lambda: queue.Queue(maxsize=10_000))
