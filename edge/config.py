@@ -132,7 +132,7 @@ def _env_overrides(environ: dict[str, str]) -> dict[str, dict[str, Any]]:
         value: Any = raw
         if field.annotation is bool:
             value = raw.strip().lower() in ("1", "true", "yes", "on")
-        elif field.annotation is list[str]:
+        elif field.annotation == list[str]:
             value = [part.strip() for part in raw.split(",") if part.strip()]
         out.setdefault(section, {})[key] = value
     return out

@@ -16,6 +16,7 @@ The arbiter (main process, the one systemd watches) owns:
 
 from __future__ import annotations
 
+import gc
 import http.client
 import logging
 import os
@@ -173,6 +174,7 @@ class HubApplication(BaseApplication):
             "loglevel": c.logging.level.lower(),
             "logconfig_dict": _log_config(c),
             "when_ready": self._when_ready,
+            "pre_fork": _pre_fork,
             "post_worker_init": _post_worker_init,
             "child_exit": _child_exit,
         }
@@ -207,6 +209,12 @@ def _log_config(c: HubConfig) -> dict[str, Any]:
             "gunicorn.access": {"level": "WARNING", "handlers": ["console"], "propagate": False},
         },
     }
+
+
+def _pre_fork(server: Arbiter, worker: Any) -> None:
+    # Move everything the arbiter has loaded out of the collector's reach so the
+    # workers' first collections don't write to (and so un-share) those pages.
+    gc.freeze()
 
 
 def _post_worker_init(worker: Any) -> None:
