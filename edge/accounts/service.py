@@ -200,15 +200,18 @@ def staff_login(
     if locked_until and locked_until > now:
         raise AccountError("account-locked", "this account is locked after too many wrong passwords; try later", 429, int(locked_until - now) + 1)
     ok = verify(stored, password)
-    with transaction(db):
-        if not ok or disabled:
-            failed += 1
+    if not ok or disabled:
+        # Commit the failure before reporting it: raising inside the transaction would roll it back.
+        with transaction(db):
+            # Re-read under the write lock so concurrent guesses are all counted.
+            failed = int(db.execute("SELECT failed_logins FROM users WHERE id = ?", (user_id,)).fetchone()[0]) + 1
             lock = now + lockout_s if failed >= max_failures else None
             db.conn.execute("UPDATE users SET failed_logins = ?, locked_until = ? WHERE id = ?", (failed if lock is None else 0, lock, user_id))
             limits.record_failure(db, "login", source)
-            if disabled and ok:
-                raise AccountError("account-disabled", "this account is disabled", 403)
-            raise AccountError("bad-credentials", "wrong username or password", 401)
+        if disabled and ok:
+            raise AccountError("account-disabled", "this account is disabled", 403)
+        raise AccountError("bad-credentials", "wrong username or password", 401)
+    with transaction(db):
         db.conn.execute("UPDATE users SET failed_logins = 0, locked_until = NULL WHERE id = ?", (user_id,))
         issued = _issue_session(db, ttl_s, user_id=user_id)
     return issued, {"id": user_id, "username": username, "display_name": display_name, "role": role}
@@ -250,16 +253,19 @@ def student_sign_in(
             "signin-locked", "too many wrong PINs; ask the teacher or wait", 429, int(locked_until - now) + 1
         )
     ok = verify(stored, pin)
-    with transaction(db):
-        if not ok:
-            failed += 1
+    if not ok:
+        # Commit the failure before reporting it: raising inside the transaction would roll it back.
+        with transaction(db):
+            # Re-read under the write lock so concurrent guesses are all counted.
+            failed = int(db.execute("SELECT failed_pins FROM students WHERE id = ?", (student_id,)).fetchone()[0]) + 1
             lock = now + lockout_s if failed >= max_failures else None
             db.conn.execute(
                 "UPDATE students SET failed_pins = ?, locked_until = ? WHERE id = ?",
                 (0 if lock else failed, lock, student_id),
             )
             limits.record_failure(db, "pin", f"device:{device_id}")
-            raise AccountError("bad-credentials", "wrong student or PIN", 401)
+        raise AccountError("bad-credentials", "wrong student or PIN", 401)
+    with transaction(db):
         db.conn.execute("UPDATE students SET failed_pins = 0, locked_until = NULL WHERE id = ?", (student_id,))
         issued = _issue_session(db, ttl_s, student_id=student_id, device_id=device_id)
         day = school_day(timezone, now)
