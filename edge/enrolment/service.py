@@ -85,11 +85,20 @@ def enrol(
         if request_id:
             # A retry of an enrolment whose answer was lost: same device, fresh token
             # (only the hash of the first one was kept), no second use of the code.
-            prior = db.execute("SELECT id, kind, class_id FROM devices WHERE uuid = ? AND revoked_at IS NULL", (request_id,)).fetchone()
+            # Device ids are not secret, so the retry must carry a still-valid code of
+            # the device's kind and class; otherwise (or if that device was revoked)
+            # the request is handled as a new enrolment under a fresh id.
+            prior = db.execute("SELECT id, kind, class_id, revoked_at FROM devices WHERE uuid = ?", (request_id,)).fetchone()
             if prior is not None:
-                token = new_token()
-                db.conn.execute("UPDATE devices SET token_hash = ? WHERE id = ?", (token_hash(token), prior[0]))
-                return Enrolled(request_id, token, prior[1], prior[2])
+                same = db.execute(
+                    "SELECT 1 FROM pairing_codes WHERE code_hash = ? AND kind = ? AND class_id IS ? AND withdrawn = 0 AND expires_at > ?",
+                    (pairing_code_hash(code, secret), prior[1], prior[2], now),
+                ).fetchone()
+                if same is not None and prior[3] is None:
+                    token = new_token()
+                    db.conn.execute("UPDATE devices SET token_hash = ? WHERE id = ?", (token_hash(token), prior[0]))
+                    return Enrolled(request_id, token, prior[1], prior[2])
+                request_id = None
         row = db.execute(
             "SELECT id, kind, class_id, expires_at, max_uses, uses, withdrawn FROM pairing_codes WHERE code_hash = ? ORDER BY id DESC LIMIT 1",
             (pairing_code_hash(code, secret),),
