@@ -1,0 +1,210 @@
+"""Who may do what: every role against every endpoint, from an explicit table.
+
+The table is the specification (DESIGN.md section 6). A route that is not in the
+table fails ``test_every_route_is_in_the_role_matrix``, so a new endpoint cannot
+skip the authorization review.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from .support import PROBLEM, HubEnv, Tablet, bearer, device, student_headers
+
+ROLES = ("anonymous", "device", "student", "teacher", "other_teacher", "admin")
+
+
+@dataclass
+class Call:
+    method: str
+    path: str  # may contain {class_a}, {class_b}, {victim_student}, {victim_device}, {victim_user}
+    endpoint: str
+    body: Any = None
+    content_type: str | None = None
+    stream: bool = False
+
+
+# expected status per role, in ROLES order
+A = "anonymous"
+MATRIX: list[tuple[Call, tuple[int, int, int, int, int, int]]] = [
+    #                                                                     anon dev  stu  tch  oth  adm
+    (Call("GET", "/healthz", "health.healthz"), (200, 200, 200, 200, 200, 200)),
+    (Call("GET", "/readyz", "health.readyz"), (200, 200, 200, 200, 200, 200)),
+    # the test client's remote address is 127.0.0.1: scrapers on the box need no login.
+    # From another host see test_metrics_from_the_lan_need_an_admin.
+    (Call("GET", "/metrics", "health.metrics_endpoint"), (200, 200, 200, 200, 200, 200)),
+    (Call("GET", "/api/openapi.json", "openapi.spec"), (200, 200, 200, 200, 200, 200)),
+    (Call("GET", "/api/v1/hub", "hubinfo.hub"), (200, 200, 200, 200, 200, 200)),
+    (Call("GET", "/api/v1/events", "hubinfo.events", stream=True), (401, 401, 200, 200, 200, 200)),
+    (Call("POST", "/api/v1/auth/login", "accounts.login", body="LOGIN"), (201, 201, 201, 201, 201, 201)),
+    (Call("POST", "/api/v1/auth/logout", "accounts.logout"), (401, 401, 204, 204, 204, 204)),
+    (Call("GET", "/api/v1/me", "accounts.me"), (401, 401, 200, 200, 200, 200)),
+    (Call("GET", "/api/v1/users", "accounts.users"), (401, 401, 403, 403, 403, 200)),
+    (Call("POST", "/api/v1/users", "accounts.create_user", body="NEW_USER"), (401, 401, 403, 403, 403, 201)),
+    (Call("PATCH", "/api/v1/users/{victim_user}", "accounts.patch_user", body={"disabled": False}), (401, 401, 403, 403, 403, 204)),
+    (Call("GET", "/api/v1/classes", "accounts.classes"), (401, 401, 403, 200, 200, 200)),
+    (Call("GET", "/api/v1/classes/{class_a}/students", "accounts.class_students"), (401, 401, 403, 200, 404, 200)),
+    (Call("GET", "/api/v1/classes/{class_b}/students", "accounts.class_students"), (401, 401, 403, 404, 200, 200)),
+    (Call("POST", "/api/v1/classes/{class_a}/roster", "accounts.import_roster", body="姓名,学号\n王子轩,01\n".encode(), content_type="text/csv"),
+     (401, 401, 403, 201, 404, 201)),
+    (Call("GET", "/api/v1/classes/{class_a}/attendance", "accounts.class_attendance"), (401, 401, 403, 200, 404, 200)),
+    (Call("GET", "/api/v1/classes/{class_b}/attendance", "accounts.class_attendance"), (401, 401, 403, 404, 200, 200)),
+    (Call("POST", "/api/v1/students/{victim_student}/pin", "accounts.reset_pin"), (401, 401, 403, 201, 404, 201)),
+    (Call("GET", "/api/v1/signin/students", "accounts.signin_students"), (401, 200, 200, 401, 401, 401)),
+    (Call("POST", "/api/v1/signin", "accounts.signin", body="SIGNIN"), (401, 201, 201, 401, 401, 401)),
+    (Call("GET", "/api/v1/me/attendance", "accounts.my_attendance"), (401, 401, 200, 403, 403, 403)),
+    (Call("POST", "/api/v1/pairing-codes", "enrolment.create_code", body={"class_id": "{class_a}"}), (401, 401, 403, 201, 404, 201)),
+    (Call("POST", "/api/v1/pairing-codes", "enrolment.create_code", body={"class_id": "{class_b}"}), (401, 401, 403, 404, 201, 201)),
+    (Call("POST", "/api/v1/devices/enrol", "enrolment.enrol", body="ENROL"), (201, 201, 201, 201, 201, 201)),
+    (Call("GET", "/api/v1/devices", "enrolment.devices"), (401, 401, 403, 200, 200, 200)),
+    (Call("DELETE", "/api/v1/devices/{victim_device}", "enrolment.revoke"), (401, 401, 403, 204, 404, 204)),
+]
+
+# Endpoints that exist only as framework plumbing (Flask's static route).
+NOT_API = {"static"}
+
+# The web UI's pages and assets: public shells that carry no data (the data comes
+# from the API, which the matrix covers). Listed one by one so a new page is a
+# conscious decision; exercised by test_web_pages_are_public.
+PUBLIC_WEB = {
+    "web.index": "/", "web.student": "/student", "web.teacher": "/teacher", "web.admin": "/admin",
+    "web.manifest": "/manifest.webmanifest", "web.favicon": "/favicon.ico", "web.static_file": None,
+}
+
+
+@pytest.fixture(scope="module")
+def world(module_hub: HubEnv) -> dict[str, Any]:
+    h = module_hub
+    tablet = h.enrol(name="matrix-tablet")
+    victim_user = h.client().post(
+        "/api/v1/users", headers=bearer(h.staff_token("admin")),
+        json={"username": "victim", "display_name": "被测老师", "role": "teacher", "password": "victim-password"},
+    ).get_json()["id"]
+    return {"tablet": tablet, "victim_user": victim_user, "victim_student": h.student("45")[0]}
+
+
+def _headers_for(h: HubEnv, role: str, world: dict[str, Any], fresh_session: bool) -> dict[str, str]:
+    tablet: Tablet = world["tablet"]
+    if role == "anonymous":
+        return {}
+    if role == "device":
+        return device(tablet.token)
+    if role == "student":
+        if fresh_session:
+            return student_headers(h.sign_in(tablet, "02"), tablet.token)
+        if "student_token" not in world:
+            world["student_token"] = h.sign_in(tablet, "02")
+        return student_headers(world["student_token"], tablet.token)
+    if fresh_session:
+        return bearer(h.login(*getattr(h.creds, role)))
+    return bearer(h.staff_token(role))
+
+
+def _cases() -> list[Any]:
+    out = []
+    for call, expected in MATRIX:
+        for role, status in zip(ROLES, expected, strict=True):
+            out.append(pytest.param(call, role, status, id=f"{call.method} {call.path} as {role} -> {status}"))
+    return out
+
+
+@pytest.mark.parametrize(("call", "role", "expected"), _cases())
+def test_role_matrix(module_hub: HubEnv, world: dict[str, Any], call: Call, role: str, expected: int) -> None:
+    h = module_hub
+    victim_device = h.enrol(name="victim").device_id if call.endpoint == "enrolment.revoke" else ""
+    subst = {
+        "class_a": h.class_id, "class_b": h.other_class_id, "victim_student": world["victim_student"],
+        "victim_device": victim_device, "victim_user": world["victim_user"],
+    }
+    path = call.path.format(**subst)
+    headers = _headers_for(h, role, world, fresh_session=call.endpoint == "accounts.logout")
+    body = call.body
+    if body == "LOGIN":
+        body = {"username": h.creds.teacher[0], "password": h.creds.teacher[1]}
+    elif body == "NEW_USER":
+        body = {"username": f"u{uuid.uuid4().hex[:10]}", "display_name": "新老师", "role": "teacher", "password": "a-long-password"}
+    elif body == "SIGNIN":
+        sid, pin = h.student("03")
+        body = {"student_id": sid, "pin": pin}
+    elif body == "ENROL":
+        body = {"code": h.pairing_code(), "name": "matrix-enrol"}
+    elif isinstance(body, dict):
+        body = {k: (int(v.format(**subst)) if isinstance(v, str) and v.startswith("{") else v) for k, v in body.items()}
+    kwargs: dict[str, Any] = {"headers": headers}
+    if isinstance(body, bytes):
+        kwargs.update(data=body, content_type=call.content_type)
+    elif body is not None:
+        kwargs["json"] = body
+    resp = h.client().open(path, method=call.method, buffered=not call.stream, **kwargs)
+    try:
+        assert resp.status_code == expected, (role, call.method, path, resp.status_code, resp.get_data(as_text=True)[:300] if not call.stream else "")
+        if expected >= 400:
+            assert resp.mimetype == PROBLEM
+        if call.stream and expected == 200:
+            assert resp.mimetype == "text/event-stream"
+            assert next(resp.response) == b"retry: 1000\n\n"
+    finally:
+        resp.close()
+
+
+def test_every_route_is_in_the_role_matrix(module_hub: HubEnv) -> None:
+    covered = {(c.endpoint, c.method) for c, _ in MATRIX}
+    routes = set()
+    for rule in module_hub.app.url_map.iter_rules():
+        if rule.endpoint in NOT_API:
+            continue
+        for method in rule.methods - {"HEAD", "OPTIONS"}:
+            routes.add((rule.endpoint, method))
+    missing = routes - covered - {(e, "GET") for e in PUBLIC_WEB}
+    assert not missing, f"routes without a row in the role matrix: {sorted(missing)}"
+    stale = covered - routes
+    assert not stale, f"matrix rows for routes that no longer exist: {sorted(stale)}"
+
+
+@pytest.mark.parametrize(("who", "expected"), [("anonymous", 401), ("device", 401), ("student", 403), ("teacher", 403), ("admin", 200)])
+def test_metrics_from_the_lan_need_an_admin(module_hub: HubEnv, world: dict[str, Any], who: str, expected: int) -> None:
+    h = module_hub
+    headers = _headers_for(h, who, world, fresh_session=False)
+    resp = h.client().get("/metrics", headers=headers, environ_base={"REMOTE_ADDR": "192.168.10.23"})
+    assert resp.status_code == expected, resp.get_data(as_text=True)[:300]
+    if expected == 200:
+        assert b"hub_outbox_depth" in resp.data
+    else:
+        assert resp.mimetype == PROBLEM
+
+
+def test_forwarded_for_does_not_make_a_lan_client_local(module_hub: HubEnv) -> None:
+    # security.trusted_proxy_count is 0: X-Forwarded-For must not be believed.
+    resp = module_hub.client().get("/metrics", headers={"X-Forwarded-For": "127.0.0.1"}, environ_base={"REMOTE_ADDR": "192.168.10.23"})
+    assert resp.status_code == 401
+
+
+def test_students_see_only_their_own_class_on_the_sign_in_screen(module_hub: HubEnv, world: dict[str, Any]) -> None:
+    h = module_hub
+    names = h.client().get("/api/v1/signin/students", headers=device(world["tablet"].token)).get_json()["students"]
+    assert len(names) == 45
+    assert not any(n["number"].startswith("B") for n in names)
+    # and a student of another class cannot sign in on this tablet
+    sid, pin = h.student("B01")
+    r = h.client().post("/api/v1/signin", json={"student_id": sid, "pin": pin}, headers=device(world["tablet"].token))
+    assert r.status_code == 401
+
+
+@pytest.mark.parametrize("endpoint", sorted(e for e, p in PUBLIC_WEB.items() if p))
+def test_web_pages_are_public_and_carry_no_data(module_hub: HubEnv, endpoint: str) -> None:
+    from edge import web
+
+    path = PUBLIC_WEB[endpoint]
+    template = getattr(web, "PAGES", {}).get(path)
+    if template and not (web.TEMPLATE_DIR / template).exists():
+        pytest.skip(f"web UI page {template} not in this tree yet")
+    resp = module_hub.client().get(path)
+    if resp.status_code in (404, 500) and endpoint in ("web.manifest", "web.favicon"):
+        pytest.skip("web UI assets not in this tree yet")
+    assert resp.status_code == 200
+    body = resp.get_data(as_text=True)
+    assert "王子轩" not in body and module_hub.creds.teacher[1] not in body
