@@ -20,6 +20,20 @@ def emit(**fields: object) -> None:
 def run_hub(args: argparse.Namespace) -> None:
     from edge.discovery import HubAdvertiser
 
+    if args.poll_only:
+        # Benchmark baseline: what the hub would do without netlink.
+        import edge.discovery.addresses as addresses
+        import edge.discovery.advertiser as advertiser
+
+        class PollOnly(addresses.AddressWatcher):
+            def __init__(self, poll_s: float) -> None:
+                super().__init__(poll_s)
+                if self._sock is not None:
+                    self._sock.close()
+                    self._sock = None
+
+        advertiser.AddressWatcher = PollOnly  # type: ignore[misc]
+
     adv = HubAdvertiser(hub_id=args.id, school=args.school, room=args.room, port=args.port, address_poll_s=args.poll)
     adv.start()
     emit(event="ready", addresses=adv.current_addresses(), names=adv.names)
@@ -57,6 +71,36 @@ def run_resolve(args: argparse.Namespace) -> None:
         start = time.monotonic()
         endpoint = resolve_hub(args.id, args.timeout)
         emit(event="resolved", seconds=time.monotonic() - start, addresses=list(endpoint.addresses))
+        time.sleep(args.gap)
+
+
+def run_baseline(args: argparse.Namespace) -> None:
+    """A plain zeroconf ServiceBrowser with default settings, as most example code does it."""
+    import threading
+
+    from zeroconf import ServiceBrowser, ServiceInfo, Zeroconf
+
+    from edge.discovery.records import SERVICE_TYPE
+
+    for _ in range(args.count):
+        start = time.monotonic()
+        zc = Zeroconf()
+        done = threading.Event()
+        found: list[str] = []
+
+        def on_change(zeroconf: Zeroconf, service_type: str, name: str, state_change: object) -> None:
+            info = ServiceInfo(service_type, name)
+            if info.request(zeroconf, 3000) and info.decoded_properties.get("id") == args.id:
+                found[:] = info.parsed_addresses()
+                done.set()
+
+        browser = ServiceBrowser(zc, SERVICE_TYPE, handlers=[on_change])
+        ok = done.wait(args.timeout)
+        seconds = time.monotonic() - start
+        browser.cancel()
+        zc.close()
+        emit(event="resolved" if ok else "timeout", seconds=seconds, addresses=found)
+        time.sleep(args.gap)
 
 
 def main() -> None:
@@ -68,13 +112,18 @@ def main() -> None:
     hub.add_argument("--room", default="101")
     hub.add_argument("--port", type=int, default=8080)
     hub.add_argument("--poll", type=float, default=2.0)
+    hub.add_argument("--poll-only", action="store_true")
     sub.add_parser("watch")
     res = sub.add_parser("resolve")
     res.add_argument("--id", required=True)
     res.add_argument("--count", type=int, default=1)
     res.add_argument("--timeout", type=float, default=5.0)
+    res.add_argument("--gap", type=float, default=0.0)
+    base = sub.add_parser("baseline")
+    for a in res._actions[1:]:
+        base._add_action(a)
     args = parser.parse_args()
-    {"hub": run_hub, "watch": run_watch, "resolve": run_resolve}[args.cmd](args)
+    {"hub": run_hub, "watch": run_watch, "resolve": run_resolve, "baseline": run_baseline}[args.cmd](args)
 
 
 if __name__ == "__main__":
