@@ -292,7 +292,8 @@ class TabletClient:
 
     def enrol(self, code: str, name: str) -> dict[str, Any]:
         """Enrol this tablet with a pairing code; remembers the device token."""
-        doc = self.post("/devices/enrol", {"code": code, "name": name})
+        # request_id makes a retry after a lost 201 return the same device, not a second one.
+        doc = self.post("/devices/enrol", {"code": code, "name": name, "request_id": str(uuid.uuid4())})
         if self.expected_hub_id and doc.get("hub_id") not in (None, self.expected_hub_id):
             raise HubIdentityMismatch(str(self.base_url), self.expected_hub_id, str(doc.get("hub_id")))
         self.state.device_id = doc["device_id"]
