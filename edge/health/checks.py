@@ -6,7 +6,7 @@ import shutil
 from collections.abc import Callable
 
 from edge.context import Hub
-from edge.storage.migrations import latest_version, schema_version
+from edge.storage.migrations import latest_version, pending_migrations, schema_version
 
 Check = Callable[[Hub], tuple[bool, str]]
 
@@ -23,6 +23,9 @@ def migrations_done(hub: Hub) -> tuple[bool, str]:
     current, latest = schema_version(hub.db), latest_version()
     if current != latest:
         return False, f"schema version {current}, expected {latest}"
+    pending = pending_migrations(hub.db)
+    if pending:
+        return False, "pending: " + ", ".join(f"{c} {m.version:04d}" for c, m in pending)
     return True, f"schema version {current}"
 
 

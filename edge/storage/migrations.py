@@ -1,8 +1,12 @@
 """Versioned schema migrations, run at start after a backup copy of the database.
 
-Migrations are the numbered ``migrations/NNNN_name.sql`` files of this package,
-applied in order inside one transaction each; ``PRAGMA user_version`` records the
-last one applied. Before applying anything to an existing database a consistent
+The core's migrations are the numbered ``migrations/NNNN_name.sql`` files of
+this package, applied in order inside one transaction each; ``PRAGMA
+user_version`` records the last one applied. Every capability package
+``edge/<capability>/`` may have its own ``migrations/`` folder with its own
+numbering, recorded in ``schema_migrations``; capabilities are migrated after
+the core, in name order, and may reference core tables but not each other's
+(they talk through interfaces, not tables), so their order does not matter. Before applying anything to an existing database a consistent
 copy is written to ``<data_dir>/backups`` with SQLite's online backup API.
 """
 
@@ -15,6 +19,7 @@ import time
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 from edge.storage.db import Database
 
@@ -31,15 +36,38 @@ class Migration:
 
 
 def available_migrations() -> list[Migration]:
+    """The core's migrations, in order."""
+    return _read_folder(resources.files("edge.storage").joinpath("migrations"))
+
+
+def component_migrations(root: Any = None) -> dict[str, list[Migration]]:
+    """Each capability's migrations, keyed by the capability's package name.
+
+    ``root`` is the folder holding the capability packages (``edge`` by default).
+    """
+    out: dict[str, list[Migration]] = {}
+    root = resources.files("edge") if root is None else root
+    for package in sorted(root.iterdir(), key=lambda p: p.name):
+        if package.name == "storage" or not package.is_dir():
+            continue
+        folder = package.joinpath("migrations")
+        if folder.is_dir():
+            found = _read_folder(folder)
+            if found:
+                out[package.name] = found
+    return out
+
+
+def _read_folder(folder: Any) -> list[Migration]:
     found = []
-    for entry in resources.files("edge.storage").joinpath("migrations").iterdir():
+    for entry in folder.iterdir():
         m = _NAME.match(entry.name)
         if m:
             found.append(Migration(int(m.group(1)), m.group(2), entry.read_text(encoding="utf-8")))
     found.sort(key=lambda mig: mig.version)
     for expected, mig in enumerate(found, start=1):
         if mig.version != expected:
-            raise RuntimeError(f"migration numbering has a gap or duplicate at {mig.version:04d}")
+            raise RuntimeError(f"migration numbering in {folder} has a gap or duplicate at {mig.version:04d}")
     return found
 
 
@@ -74,39 +102,64 @@ def backup_database(db_path: Path, backups_dir: Path, label: str, keep: int) -> 
     return target
 
 
-def migrate(db: Database, db_path: Path, backups_dir: Path, keep: int = 5) -> list[int]:
-    """Bring the schema to the latest version; returns the versions applied.
+def pending_migrations(db: Database, components: dict[str, list[Migration]] | None = None) -> list[tuple[str, Migration]]:
+    """Migrations not yet applied, as (component, migration); the core is ``core``."""
+    current = schema_version(db)
+    pending = [("core", m) for m in available_migrations() if m.version > current]
+    applied: set[tuple[str, int]] = set()
+    if current >= 2:  # schema_migrations exists from core 0002 on
+        applied = {(r[0], r[1]) for r in db.execute("SELECT component, version FROM schema_migrations")}
+    for component, migs in (component_migrations() if components is None else components).items():
+        pending += [(component, m) for m in migs if (component, m.version) not in applied]
+    return pending
 
-    A database newer than this code is refused rather than touched.
+
+def migrate(
+    db: Database, db_path: Path, backups_dir: Path, keep: int = 5, components: dict[str, list[Migration]] | None = None
+) -> list[int]:
+    """Bring the core and every capability schema up to date.
+
+    Returns the core versions applied. A database whose core schema is newer
+    than this code is refused rather than touched.
     """
     current = schema_version(db)
-    pending = [m for m in available_migrations() if m.version > current]
     latest = latest_version()
     if current > latest:
         raise RuntimeError(
             f"database schema {current} is newer than this hub software understands ({latest}); "
             "install the newer release or restore a backup"
         )
+    pending = pending_migrations(db, components)
     if not pending:
         return []
-    if current > 0:
-        copy = backup_database(db_path, backups_dir, f"pre-v{pending[0].version:04d}", keep)
+    fresh = current == 0 and not db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' LIMIT 1").fetchone()
+    if not fresh:
+        first = pending[0]
+        label = f"pre-v{first[1].version:04d}" if first[0] == "core" else f"pre-{first[0]}-v{first[1].version:04d}"
+        copy = backup_database(db_path, backups_dir, label, keep)
         log.info("backed up database before migration", extra={"backup": str(copy), "from_version": current})
     applied = []
-    for mig in pending:
+    for component, mig in pending:
         conn = db.conn
         # executescript would commit implicitly; run statements one by one inside our transaction.
         conn.execute("BEGIN IMMEDIATE")
         try:
             for statement in _split_sql(mig.sql):
                 conn.execute(statement)
-            conn.execute(f"PRAGMA user_version = {mig.version}")
+            if component == "core":
+                conn.execute(f"PRAGMA user_version = {mig.version}")
+            else:
+                conn.execute(
+                    "INSERT INTO schema_migrations (component, version, name, applied_at) VALUES (?, ?, ?, ?)",
+                    (component, mig.version, mig.name, time.time()),
+                )
         except BaseException:
             conn.execute("ROLLBACK")
             raise
         conn.execute("COMMIT")
-        applied.append(mig.version)
-        log.info("applied migration", extra={"version": mig.version, "migration": mig.name})
+        if component == "core":
+            applied.append(mig.version)
+        log.info("applied migration", extra={"component": component, "version": mig.version, "migration": mig.name})
     return applied
 
 
