@@ -16,6 +16,7 @@ setup(
     package_data={
         "edge": [
             "storage/migrations/*.sql",
+            "*/migrations/*.sql",
             "web/static/*",
             "web/static/**/*",
             "web/templates/*",

@@ -8,6 +8,7 @@ them again.
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import secrets
@@ -70,8 +71,17 @@ def seed_demo(config: HubConfig) -> DemoCredentials:
     finally:
         db.conn.close()
     creds = DemoCredentials("teacher", teacher_pw, "admin", admin_pw, CLASS_NAME, pins)
+    for target in DEMO_CONTENT:
+        module, _, func = target.partition(":")
+        getattr(importlib.import_module(module), func)(config, creds)
     _write_private(creds_path, json.dumps(creds.__dict__, ensure_ascii=False, indent=2))
     return creds
+
+
+# One line per capability that adds sample content to the demo classroom:
+# "module:function", called as function(config, credentials) once, after the
+# roster exists.
+DEMO_CONTENT: list[str] = []
 
 
 def _write_private(path: Path, text: str) -> None:
