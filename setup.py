@@ -41,6 +41,8 @@ setup(
         "argon2-cffi>=23.1",
         # prometheus-client: exposition format and multi-process aggregation across workers.
         "prometheus-client>=0.20",
+        # cryptography: Ed25519 signatures on everything the district ships.
+        "cryptography>=42",
     ],
     extras_require={
         "test": [
