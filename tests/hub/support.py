@@ -11,6 +11,7 @@ and the argon2 hashing of 45 PINs happens once.
 from __future__ import annotations
 
 import hashlib
+import http.client
 import json
 import os
 import shutil
@@ -275,7 +276,7 @@ class Server:
         self.port = free_port()
         env = {k: v for k, v in os.environ.items() if not k.startswith("HUB_")}
         env.update({"HUB_HTTP_WORKERS": str(self.workers), "HUB_HTTP_THREADS": "32", "HUB_HTTP_SSE_HEARTBEAT_S": "1", **self.extra_env})
-        log = open(self.log_path, "ab")  # noqa: SIM115 - handed to the child
+        log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
             [str(HUB_BIN), "--data-dir", str(self.data_dir), "demo", "--host", "127.0.0.1", "--port", str(self.port), "--no-mdns"],
             stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True,
@@ -332,17 +333,82 @@ class Server:
 
 
 @pytest.fixture
-def server_factory(tmp_path: Path):  # type: ignore[no-untyped-def]
+def server_factory(template: tuple[Path, Creds], tmp_path: Path):  # type: ignore[no-untyped-def]
+    """Servers on private copies of the seeded template (the demo command finds it seeded)."""
     servers: list[Server] = []
 
-    def make(workers: int = 1, data_dir: Path | None = None, env: dict[str, str] | None = None) -> Server:
-        srv = Server(data_dir or tmp_path / f"srv{len(servers)}", workers=workers, env=env)
+    def make(workers: int = 1, env: dict[str, str] | None = None) -> Server:
+        data_dir = clone_data_dir(template[0], tmp_path / f"srv{len(servers)}")
+        srv = Server(data_dir, workers=workers, env=env)
         servers.append(srv)
         return srv
 
     yield make
     for srv in servers:
         srv.stop()
+
+
+class SSE:
+    """A minimal Server-Sent-Events client on http.client (no read-ahead, exact timeouts)."""
+
+    def __init__(self, port: int, headers: dict[str, str], timeout: float = 10) -> None:
+        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+        self.conn.request("GET", "/api/v1/events", headers={"Accept": "text/event-stream", **headers})
+        self.resp = self.conn.getresponse()
+        self.status = self.resp.status
+        self.buf = b""
+        self.eof = False
+
+    def _fill(self, deadline: float) -> bool:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0 or self.eof:
+            return False
+        assert self.conn.sock is not None
+        self.conn.sock.settimeout(remaining)
+        try:
+            chunk = self.resp.read1(65536)
+        except (TimeoutError, OSError):
+            return False
+        if not chunk:
+            self.eof = True
+            return False
+        self.buf += chunk
+        return True
+
+    def frames(self, want: int, timeout: float = 10) -> list[dict[str, str]]:
+        """The next ``want`` frames that carry an event (comments and retry lines are skipped)."""
+        deadline = time.monotonic() + timeout
+        out: list[dict[str, str]] = []
+        while len(out) < want:
+            if b"\n\n" not in self.buf:
+                if not self._fill(deadline):
+                    break
+                continue
+            raw, self.buf = self.buf.split(b"\n\n", 1)
+            frame = {}
+            for line in raw.decode("utf-8").split("\n"):
+                key, _, value = line.partition(": ")
+                if key in ("id", "event", "data"):
+                    frame[key] = value
+            if "event" in frame:
+                out.append(frame)
+        return out
+
+    def first_line(self, timeout: float = 5) -> bytes:
+        deadline = time.monotonic() + timeout
+        while b"\n" not in self.buf and self._fill(deadline):
+            pass
+        return self.buf.split(b"\n", 1)[0]
+
+    def read_to_end(self, timeout: float) -> bool:
+        """True when the server ended the stream (cleanly) within ``timeout``."""
+        deadline = time.monotonic() + timeout
+        while self._fill(deadline):
+            self.buf = b""
+        return self.eof
+
+    def close(self) -> None:
+        self.conn.close()
 
 
 class HttpHub:

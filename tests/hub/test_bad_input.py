@@ -33,15 +33,21 @@ def _cases(h: HubEnv) -> dict[str, tuple[str, str, dict[str, Any], int, str | No
             {"json": {"username": "n2", "display_name": "a", "role": "teacher", "password": "long-enough", "is_root": True}, "headers": admin},
             422, None,
         ),
-        "bad role value": ("POST", "/api/v1/users", {"json": {"username": "n3", "display_name": "a", "role": "root", "password": "long-enough"}, "headers": admin}, 422, None),
-        "short password": ("POST", "/api/v1/users", {"json": {"username": "n4", "display_name": "a", "role": "teacher", "password": "short"}, "headers": admin}, 422, None),
+        "bad role value": (
+            "POST", "/api/v1/users", {"json": {"username": "n3", "display_name": "a", "role": "root", "password": "long-enough"}, "headers": admin}, 422, None,
+        ),
+        "short password": (
+            "POST", "/api/v1/users", {"json": {"username": "n4", "display_name": "a", "role": "teacher", "password": "short"}, "headers": admin}, 422, None,
+        ),
         "assign unknown class": (
             "POST", "/api/v1/users",
             {"json": {"username": "n5", "display_name": "a", "role": "teacher", "password": "long-enough", "class_ids": [99999]}, "headers": admin},
             422, "no-such-class",
         ),
         "oversize body": ("POST", "/api/v1/users", {"json": big, "headers": admin}, 413, "payload-too-large"),
-        "wrong content type": ("POST", "/api/v1/users", {"data": "username=a", "content_type": "application/x-www-form-urlencoded", "headers": admin}, 415, None),
+        "wrong content type": (
+            "POST", "/api/v1/users", {"data": "username=a", "content_type": "application/x-www-form-urlencoded", "headers": admin}, 415, None,
+        ),
         "roster as JSON": ("POST", f"/api/v1/classes/{h.class_id}/roster", {"json": {"rows": []}, "headers": teacher}, 415, None),
         "enrol with bad code format": ("POST", "/api/v1/devices/enrol", {"json": {"code": "12ab56", "name": "t"}}, 422, None),
         "max_uses above the hub limit": ("POST", "/api/v1/pairing-codes", {"json": {"class_id": h.class_id, "max_uses": 100}, "headers": teacher}, 422, None),
