@@ -91,6 +91,34 @@ class LoggingSection(_Section):
     access_log: bool = Field(False, description="Log every HTTP request (noisy during bursts).")
 
 
+class SyncSection(_Section):
+    """The district uplink (classroom-sync). Secrets: credentials district-mqtt-password, district-tls-key."""
+
+    broker_host: str = Field("", description="District MQTT broker host name; empty means not enrolled with a district (the agent idles).")
+    broker_port: int = Field(8883, ge=1, le=65535, description="District broker port (MQTT over TLS).")
+    tls: bool = Field(True, description="Use TLS to the broker. Only a test broker on loopback may run without.")
+    ca_file: Path = Field(Path("/etc/classroom-hub/district-ca.pem"), description="CA certificate(s) that sign the district broker's certificate.")
+    cert_file: Path | None = Field(None, description="This hub's client certificate (PEM); its key is the district-tls-key credential.")
+    key_file: Path | None = Field(None, description="Client key file when not given as the district-tls-key credential (mode 0600).")
+    username: str = Field("", max_length=128, description="MQTT user name; empty means the hub id (password: credential district-mqtt-password).")
+    district: str = Field("district", pattern=r"^[A-Za-z0-9_.-]{1,64}$", description="District id, first level of every topic.")
+    school_id: str = Field("school", pattern=r"^[A-Za-z0-9_.-]{1,64}$", description="School id the district registered this hub under.")
+    window_start: str = Field("22:00", pattern=r"^([01]\d|2[0-3]):[0-5]\d$", description="Start of the nightly upload window (school time zone).")
+    window_end: str = Field("05:00", pattern=r"^([01]\d|2[0-3]):[0-5]\d$", description="End of the nightly upload window.")
+    window_spread_min: int = Field(60, ge=0, le=600, description="Each hub starts at a deterministic offset in [0, spread) minutes after window_start.")
+    opportunistic: bool = Field(True, description="Also upload outside the window when connected and the classroom is idle.")
+    idle_after_s: int = Field(300, ge=10, description="Seconds without a new outbox event after which the classroom counts as idle.")
+    batch_max_events: int = Field(2000, ge=1, le=50000, description="Events per batch at most.")
+    batch_max_raw_bytes: int = Field(1_048_576, ge=4096, description="Uncompressed bytes per batch at most.")
+    batch_max_wire_bytes: int = Field(131_072, ge=4096, description="Compressed bytes per batch at most (well under common broker packet limits).")
+    inflight_batches: int = Field(8, ge=1, le=64, description="Batches published and awaiting the district's ack at once.")
+    ack_timeout_s: float = Field(30.0, gt=0, le=3600, description="Seconds without an ack before a batch is sent again.")
+    reconnect_min_s: float = Field(1.0, gt=0, description="First reconnect delay; doubles with jitter up to reconnect_max_s.")
+    reconnect_max_s: float = Field(120.0, gt=0, description="Longest reconnect delay.")
+    district_public_key: str = Field("", description="The district's Ed25519 public key (base64) that signs every notice; empty refuses all downloads.")
+    download_retries: int = Field(5, ge=0, le=100, description="Attempts per download before the notice waits for the next sync.")
+
+
 class HubConfig(_Section):
     hub: HubSection = Field(default_factory=HubSection)
     http: HttpSection = Field(default_factory=HttpSection)
@@ -98,6 +126,7 @@ class HubConfig(_Section):
     storage: StorageSection = Field(default_factory=StorageSection)
     security: SecuritySection = Field(default_factory=SecuritySection)
     logging: LoggingSection = Field(default_factory=LoggingSection)
+    sync: SyncSection = Field(default_factory=SyncSection)
 
     @property
     def db_path(self) -> Path:
