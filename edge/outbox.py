@@ -31,3 +31,53 @@ def depth(db: Database) -> tuple[int, float | None]:
     """Unsent events and the creation time of the oldest one."""
     row = db.execute("SELECT COUNT(*), MIN(created_at) FROM outbox").fetchone()
     return int(row[0]), row[1]
+
+
+# -- reading and acknowledging (used by the sync agent) ----------------------------------
+#
+# Rows leave the outbox only when the district has acknowledged them. Sequence
+# numbers come from AUTOINCREMENT under the write lock, so they only grow and a
+# lower number can never commit after a higher one: "everything up to N" is a
+# stable statement once N has been read.
+
+
+def read_after(db: Database, after_seq: int, limit: int, upto_seq: int | None = None) -> list[tuple[int, str, str, int, str, float]]:
+    """Up to ``limit`` unsent rows with ``after_seq < seq [<= upto_seq]``, oldest first.
+
+    Each row is (seq, event_id, type, schema, payload JSON text, created_at).
+    """
+    if upto_seq is None:
+        sql = "SELECT seq, event_id, type, schema, payload, created_at FROM outbox WHERE seq > ? ORDER BY seq LIMIT ?"
+        return db.execute(sql, (after_seq, limit)).fetchall()
+    sql = "SELECT seq, event_id, type, schema, payload, created_at FROM outbox WHERE seq > ? AND seq <= ? ORDER BY seq LIMIT ?"
+    return db.execute(sql, (after_seq, upto_seq, limit)).fetchall()
+
+
+def floor(db: Database) -> int:
+    """The highest sequence number below which every event has left the outbox."""
+    row = db.execute("SELECT MIN(seq) FROM outbox").fetchone()
+    if row[0] is not None:
+        return int(row[0]) - 1
+    return high_water(db)
+
+
+def high_water(db: Database) -> int:
+    """The highest sequence number ever assigned (0 for a new hub)."""
+    row = db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'outbox'").fetchone()
+    return int(row[0]) if row else 0
+
+
+def acknowledge(db: Database, first_seq: int, last_seq: int, synced_at: float | None = None) -> int:
+    """Delete rows ``first_seq..last_seq`` the district acknowledged and record the sync time.
+
+    Runs its own transaction; returns the number of rows removed (0 for a repeated ack).
+    """
+    from edge.storage.db import transaction
+
+    with transaction(db):
+        cur = db.conn.execute("DELETE FROM outbox WHERE seq >= ? AND seq <= ?", (first_seq, last_seq))
+        db.conn.execute(
+            "INSERT INTO hub_meta (key, value) VALUES ('last_sync_at', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            (repr(synced_at if synced_at is not None else time.time()),),
+        )
+    return cur.rowcount
