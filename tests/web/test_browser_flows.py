@@ -159,3 +159,46 @@ def test_staff_admin_creates_and_disables_a_teacher(hub, new_page):
     expect(row).to_contain_text("已停用")
     status, _ = hub.api("POST", "/auth/login", {"username": "li.laoshi", "password": "long-enough-1"})
     assert status == 403
+
+
+def test_used_up_and_wrong_codes_tell_the_student_what_to_do(hub, new_page):
+    code = hub.pairing_code(max_uses=1)
+    first = new_page()
+    enrol(first.page, code, "first")
+
+    second = new_page().page
+    second.goto("/student")
+    second.locator("#pair-code").fill(code)
+    second.locator("#pair-form button[type=submit]").click()
+    expect(second.locator("#pair-msg")).to_have_text("这个配对码的名额已用完，请老师换一个新码。")
+    second.locator("#pair-code").fill("12345")
+    second.locator("#pair-form button[type=submit]").click()
+    expect(second.locator("#pair-msg")).to_have_text("配对码是 6 位数字。")
+    # Letters typed on a full keyboard are dropped: the field keeps digits only.
+    second.locator("#pair-code").fill("")
+    second.locator("#pair-code").press_sequentially("12ab34")
+    expect(second.locator("#pair-code")).to_have_value("1234")
+
+
+def test_teacher_imports_a_roster_csv_and_sees_the_report(hub, new_page, tmp_path):
+    existing = hub.student("03")
+    csv = tmp_path / "名单.csv"
+    csv.write_text(
+        "姓名,学号,班级\n"
+        f"{existing['name']},03,{hub.creds['class_name']}\n"
+        f"新同学,46,{hub.creds['class_name']}\n"
+        "别班的,01,五年级一班\n",
+        encoding="utf-8",
+    )
+    page = new_page().page
+    teacher_login(page, hub)
+    page.locator("#import-file").set_input_files(str(csv))
+    expect(page.locator("#import-filename")).to_have_text("名单.csv")
+    page.locator("#import-form button[type=submit]").click()
+    expect(page.locator("#import-msg")).to_have_text("导入完成：新增 1 人，更新 1 人，拒绝 1 行。")
+    report = page.locator("#import-report")
+    expect(report.locator("table").first).to_contain_text("五年级一班")
+    pin_row = report.locator("tr", has_text="新同学")
+    expect(pin_row.locator("td.pin")).to_have_text(re.compile(r"^\d{4,6}$"))
+    # The roster reloads with the new student in it.
+    expect(page.locator("#roster .tile", has_text="新同学")).to_be_visible()

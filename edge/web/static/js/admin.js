@@ -62,7 +62,7 @@ async function loadUsers() {
         h("td", { i18n: `role.${u.role}` }),
         h("td", { text: u.class_ids.map((id) => names.get(id) || id).join("、") }),
         h("td", { i18n: u.disabled ? "admin.state.disabled" : "admin.state.active" }),
-        h("td", { class: "muted when", text: dateTime(u.created_at) }),
+        h("td", { class: "muted when" }, ...dateTime(u.created_at).split(" ").flatMap((part) => [h("span", { class: "nowrap", text: part }), " "])),
         h(
           "td",
           {},

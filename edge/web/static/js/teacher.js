@@ -8,7 +8,7 @@
 // on its own after a network blip.
 
 import { api, ApiError } from "./api.js";
-import { $, clock, confirmDialog, dateTime, h, logout, setMessage, setupLogin, showError, showScreen, startPage, tr, whoAmI } from "./ui.js";
+import { $, clock, confirmDialog, h, logout, setMessage, setupLogin, showError, showScreen, startPage, tr, whenSeen, whoAmI } from "./ui.js";
 
 const MAX_CODE_USES = 60; // the hub's default security.pairing_code_max_uses
 
@@ -241,7 +241,7 @@ async function loadDevices() {
           "div",
           { class: "device-info" },
           h("span", { class: "device-name", text: d.name }),
-          h("span", { class: "device-seen", i18n: "devices.lastSeen", params: { time: dateTime(d.last_seen) } }),
+          h("span", { class: "device-seen", i18n: "devices.lastSeen", params: { time: whenSeen(d.last_seen) } }),
         ),
         h("button", { class: "btn danger small", attrs: { type: "button" }, i18n: "devices.revoke", on: { click: () => revokeDevice(d) } }),
       ),

@@ -64,6 +64,12 @@ export function dateTime(ts) {
   return `${ymd} ${clock(ts)}`;
 }
 
+/** Time only for today, date and time otherwise: short enough for a narrow list. */
+export function whenSeen(ts) {
+  if (!ts) return "";
+  return new Date(ts * 1000).toDateString() === new Date().toDateString() ? clock(ts) : dateTime(ts);
+}
+
 let confirmEl = null;
 
 /** A modal yes/no question; resolves to true when confirmed. */
