@@ -49,6 +49,8 @@ def _on_term(signum, frame):
 
 atexit.register(_cleanup_all)
 signal.signal(signal.SIGTERM, _on_term)
+# Ctrl-C must reach our finally blocks even when started with SIGINT ignored (e.g. `cmd &`).
+signal.signal(signal.SIGINT, signal.default_int_handler)
 signal.signal(signal.SIGHUP, _on_term)
 
 
@@ -477,7 +479,13 @@ def run_wrk(port: int, path: str, headers: dict[str, str], connections: int = 55
     for k, v in headers.items():
         argv += ["-H", f"{k}: {v}"]
     argv.append(f"http://{HOST}:{port}{path}")
-    out = subprocess.run(argv, capture_output=True, text=True, timeout=duration_s + timeout_s + 30, start_new_session=True).stdout
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, start_new_session=True)
+    try:
+        out, _ = proc.communicate(timeout=duration_s + timeout_s + 30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
     r = WrkResult(raw=out)
     if m := re.search(r"Requests/sec:\s+([\d.]+)", out):
         r.rps = float(m.group(1))
