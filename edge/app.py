@@ -12,7 +12,7 @@ from flask import Response, g, request
 from edge import API_MAJOR, __version__
 from edge.config import HubConfig
 from edge.context import Hub
-from edge.errors import install_error_handlers, problem
+from edge.errors import document_problems, install_error_handlers, problem
 from edge.live.bus import LiveBus
 from edge.storage.db import ThreadLocalDatabase
 from edge.storage.setup import prepare_storage
@@ -52,6 +52,7 @@ def create_app(config: HubConfig) -> APIFlask:
     app.extensions["classroom_hub"] = hub
 
     install_error_handlers(app)
+    app.spec_processor(document_problems)
     _install_request_hooks(app)
 
     for module in BLUEPRINTS:

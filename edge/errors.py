@@ -103,6 +103,43 @@ def _from_werkzeug(exc: HTTPException) -> Response:
     return problem_response(HTTPError(code, message=exc.name, detail=detail, headers=headers))
 
 
+_PROBLEM_SCHEMA = {
+    "type": "object",
+    "description": "RFC 9457 problem details; 'type' is stable, 422 responses add 'errors'.",
+    "required": ["type", "title", "status", "detail"],
+    "properties": {
+        "type": {"type": "string"},
+        "title": {"type": "string"},
+        "status": {"type": "integer"},
+        "detail": {"type": "string"},
+        "instance": {"type": "string"},
+        "errors": {"type": "object"},
+    },
+}
+
+
+def document_problems(spec: dict[str, Any]) -> dict[str, Any]:
+    """OpenAPI spec processor: every documented 4xx/5xx is ``application/problem+json``."""
+    spec.setdefault("components", {}).setdefault("schemas", {})["Problem"] = _PROBLEM_SCHEMA
+    problem_content = {PROBLEM_MIMETYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}}
+    for ops in spec.get("paths", {}).values():
+        for op in ops.values():
+            if isinstance(op, dict) and op.get("security") and "401" in op.get("responses", {}):
+                # Role checks answer 403; the generator does not document them.
+                op["responses"].setdefault("403", {"description": "Signed in, but not allowed to do this"})
+            if isinstance(op, dict) and "requestBody" in op:
+                # Answered before the view runs (see app._install_request_hooks and MAX_CONTENT_LENGTH).
+                op["responses"].setdefault("400", {"description": "The body could not be read"})
+                op["responses"].setdefault("413", {"description": "The body is too large"})
+                op["responses"].setdefault("415", {"description": "The body is not JSON"})
+            for status, resp in (op.get("responses") or {}).items() if isinstance(op, dict) else ():
+                if str(status)[:1] in ("4", "5"):
+                    resp["content"] = dict(problem_content)
+    for unused in ("HTTPError", "ValidationError"):
+        spec["components"]["schemas"].pop(unused, None)
+    return spec
+
+
 def install_error_handlers(app: Flask) -> None:
     app.error_processor(problem_response)  # type: ignore[attr-defined]
     # Replaces APIFlask's handler, which drops the description.
