@@ -39,7 +39,7 @@ class CodeOut(Out):
 @bp.auth_required(session_auth, roles=[TEACHER, ADMIN])
 @bp.input(CodeIn, arg_name="body")
 @bp.output(CodeOut, status_code=201)
-@bp.doc(summary="Show a new 6-digit pairing code for tablets to enrol with")
+@bp.doc(summary="Show a new 6-digit pairing code for tablets to enrol with", responses={404: "No such class among yours"})
 def create_code(body: CodeIn) -> tuple[dict[str, object], int]:
     hub = current_hub()
     p = current_principal()

@@ -23,7 +23,7 @@ def healthz() -> dict[str, str]:
 
 @bp.get("/readyz")
 @bp.doc(summary="Ready: database reachable, migrations done, free disk above the reserve", security=[],
-        responses={503: "Not ready; the body says which check failed"})
+        responses={200: "Ready; the body lists each check", 503: "Not ready; the body says which check failed"})
 def readyz() -> Response | tuple[dict[str, object], int]:
     hub = current_hub()
     results = {name: check(hub) for name, check in checks.READINESS.items()}
@@ -40,7 +40,8 @@ def _from_loopback() -> bool:
 
 
 @bp.get("/metrics")
-@bp.doc(summary="Prometheus metrics (from the hub itself, or with an admin session)", security=[{"BearerAuth": []}])
+@bp.doc(summary="Prometheus metrics (from the hub itself, or with an admin session)", security=[{"BearerAuth": []}],
+        responses={200: {"description": "Prometheus text format", "content": {"text/plain": {"schema": {"type": "string"}}}}, 401: "Not signed in"})
 def metrics_endpoint() -> Response:
     # Scrapers run on the box (node exporter style); from the LAN only an admin may look.
     if not _from_loopback():
@@ -49,7 +50,7 @@ def metrics_endpoint() -> Response:
             problem(401, "unauthenticated", "metrics need an admin session when fetched from another host")
         if principal.role != ADMIN:
             problem(403, "forbidden", "metrics are for the hub admin")
-    return Response(metrics.render(current_hub()), mimetype="text/plain; version=0.0.4; charset=utf-8")
+    return Response(metrics.render(current_hub()), content_type="text/plain; version=0.0.4; charset=utf-8")
 
 
 def _bearer() -> str | None:
