@@ -1,0 +1,1 @@
+"""The appliance's sync agent (``classroom-sync``): uplink of the outbox, downlink of notices."""

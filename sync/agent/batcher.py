@@ -1,0 +1,68 @@
+"""Cutting outbox rows into batches that respect the count, raw and wire limits."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from edge import outbox
+from edge.storage.db import Database
+from sync.wire.batch import encode, event_line
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_events: int
+    max_raw_bytes: int
+    max_wire_bytes: int
+
+
+@dataclass(frozen=True)
+class Built:
+    first: int
+    last: int
+    count: int
+    raw_bytes: int
+    message: bytes
+
+
+class Batcher:
+    def __init__(self, district: str, school: str, hub: str, limits: Limits) -> None:
+        self.district, self.school, self.hub = district, school, hub
+        self.limits = limits
+
+    def _encode(self, first: int, rows: list[tuple], lines: list[bytes], created_at: float, last: int | None = None) -> Built:
+        raw = b"".join(lines)
+        last = rows[-1][0] if last is None else last
+        message = encode(self.district, self.school, self.hub, first, last, len(rows), raw, created_at)
+        return Built(first, last, len(rows), len(raw), message)
+
+    def next_after(self, db: Database, cursor: int, created_at: float, upto: int | None = None) -> Built | None:
+        """The next batch covering ``cursor+1 ..`` (None when nothing is waiting)."""
+        rows = outbox.read_after(db, cursor, self.limits.max_events, upto)
+        if not rows:
+            return None
+        lines: list[bytes] = []
+        size = 0
+        for row in rows:
+            line = event_line(*row)
+            if lines and size + len(line) > self.limits.max_raw_bytes:
+                break
+            lines.append(line)
+            size += len(line)
+        rows = rows[: len(lines)]
+        built = self._encode(cursor + 1, rows, lines, created_at)
+        # Compressed size is only known after compressing: halve until it fits.
+        # A single event that still does not fit is sent alone (the broker's
+        # packet limit is far above our wire limit; the district takes it).
+        while len(built.message) > self.limits.max_wire_bytes and len(rows) > 1:
+            half = len(rows) // 2
+            rows, lines = rows[:half], lines[:half]
+            built = self._encode(cursor + 1, rows, lines, created_at)
+        return built
+
+    def rebuild(self, db: Database, first: int, last: int, created_at: float) -> Built | None:
+        """The batch ``first..last`` again, with whatever rows of it are still unsent."""
+        rows = outbox.read_after(db, first - 1, last - first + 1, last)
+        if not rows:
+            return None
+        return self._encode(first, rows, [event_line(*r) for r in rows], created_at, last=last)

@@ -1,0 +1,83 @@
+"""Building the agent from the hub's configuration."""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from edge.config import HubConfig, read_secret
+from edge.storage.db import Database, connect
+from sync.agent.batcher import Batcher, Limits
+from sync.agent.download import Downloader
+from sync.agent.uplink import Uplink
+from sync.mqttlink import LinkSettings
+from sync.wire.topics import HubTopics
+
+PASSWORD_CREDENTIAL = "district-mqtt-password"  # noqa: S105 - a credential name, not a password
+TLS_KEY_CREDENTIAL = "district-tls-key"
+
+
+class NotConfigured(Exception):
+    """The hub is not enrolled with a district (no broker host)."""
+
+
+@dataclass
+class Agent:
+    config: HubConfig
+    hub_id: str
+    db: Database
+    uplink: Uplink
+    downloader: Downloader
+
+    def last_sync_at(self) -> float | None:
+        row = self.db.execute("SELECT value FROM hub_meta WHERE key = 'last_sync_at'").fetchone()
+        return float(row[0]) if row else None
+
+    def idle(self) -> bool:
+        """The classroom is idle when nothing was written to the outbox for ``idle_after_s``."""
+        row = self.db.execute("SELECT MAX(created_at) FROM outbox").fetchone()
+        return row[0] is not None and time.time() - float(row[0]) > self.config.sync.idle_after_s
+
+
+def _key_file(config: HubConfig) -> Path | None:
+    cred_dir = os.environ.get("CREDENTIALS_DIRECTORY")
+    if cred_dir and (Path(cred_dir) / TLS_KEY_CREDENTIAL).exists():
+        return Path(cred_dir) / TLS_KEY_CREDENTIAL
+    return config.sync.key_file
+
+
+def open_db(config: HubConfig) -> Database:
+    if not config.db_path.exists():
+        raise FileNotFoundError(f"no hub database at {config.db_path}: start classroom-hub (or run 'classroom-hub init') first")
+    return connect(config.db_path, config.storage.busy_timeout_ms, config.storage.synchronous)
+
+
+def build_agent(config: HubConfig, client_suffix: str = "") -> Agent:
+    s = config.sync
+    if not s.broker_host:
+        raise NotConfigured("sync.broker_host is empty: this hub is not enrolled with a district")
+    db = open_db(config)
+    row = db.execute("SELECT value FROM hub_meta WHERE key = 'hub_id'").fetchone()
+    if not row:
+        raise FileNotFoundError("the hub database has no identity yet: start classroom-hub once first")
+    hub_id = row[0]
+    topics = HubTopics(s.district, s.school_id, hub_id)
+    link = LinkSettings(
+        host=s.broker_host,
+        port=s.broker_port,
+        client_id=f"hub-{hub_id}{client_suffix}",
+        tls=s.tls,
+        ca_file=s.ca_file if s.tls else None,
+        cert_file=s.cert_file,
+        key_file=_key_file(config),
+        username=s.username or hub_id,
+        password=read_secret(PASSWORD_CREDENTIAL),
+        min_delay=s.reconnect_min_s,
+        max_delay=s.reconnect_max_s,
+    )
+    batcher = Batcher(s.district, s.school_id, hub_id, Limits(s.batch_max_events, s.batch_max_raw_bytes, s.batch_max_wire_bytes))
+    downloader = Downloader(open_db(config), None, config.hub.data_dir / "inbox", s.district_public_key, s.download_retries)
+    uplink = Uplink(db, topics, batcher, link, s.inflight_batches, s.ack_timeout_s, on_notice=downloader.submit)
+    return Agent(config, hub_id, db, uplink, downloader)

@@ -1,0 +1,294 @@
+"""The district database: SQLite by default, PostgreSQL for real deployments.
+
+Idempotent by construction: events are keyed by (hub, seq) and by their event id
+(for xAPI statements, the statement id), batches by (hub, first, last); every
+insert ignores a row that is already there, so a batch delivered three times, or
+re-sent after a lost ack, or cut differently after a reconnect, leaves each event
+exactly once. Nothing here depends on the order batches arrive in.
+
+Both backends run the same statements; only the placeholder and the "ignore a
+duplicate" spelling differ.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+from sync.wire.batch import BatchHeader, Event
+
+XAPI_TYPE = "xapi.statement"
+
+_TABLES = [
+    """CREATE TABLE IF NOT EXISTS hubs (
+        hub_id TEXT PRIMARY KEY, district TEXT NOT NULL, school TEXT NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS batches (
+        hub_id TEXT NOT NULL, first_seq BIGINT NOT NULL, last_seq BIGINT NOT NULL, event_count INTEGER NOT NULL,
+        sha256 TEXT NOT NULL, received_at DOUBLE PRECISION NOT NULL, PRIMARY KEY (hub_id, first_seq, last_seq))""",
+    """CREATE TABLE IF NOT EXISTS events (
+        hub_id TEXT NOT NULL, seq BIGINT NOT NULL, event_id TEXT NOT NULL UNIQUE, type TEXT NOT NULL,
+        schema INTEGER NOT NULL, created_at DOUBLE PRECISION NOT NULL, payload TEXT NOT NULL,
+        received_at DOUBLE PRECISION NOT NULL, PRIMARY KEY (hub_id, seq))""",
+    """CREATE TABLE IF NOT EXISTS statements (
+        statement_id TEXT PRIMARY KEY, hub_id TEXT NOT NULL, seq BIGINT NOT NULL, statement TEXT NOT NULL,
+        forwarded_at DOUBLE PRECISION)""",
+    """CREATE TABLE IF NOT EXISTS quarantine (
+        hub_id TEXT, topic TEXT NOT NULL, reason TEXT NOT NULL, detail TEXT NOT NULL, size INTEGER NOT NULL,
+        body BYTEA, received_at DOUBLE PRECISION NOT NULL)""",
+]
+
+
+class Store(Protocol):
+    def register_hub(self, hub_id: str, district: str, school: str) -> None: ...
+    def hub_school(self, hub_id: str) -> tuple[str, str] | None: ...
+    def ingest(self, header: BatchHeader, events: Sequence[Event], received_at: float) -> bool: ...
+    def quarantine(self, hub_id: str | None, topic: str, reason: str, detail: str, body: bytes, received_at: float) -> None: ...
+    def hwm(self, hub_id: str, floor: int) -> int: ...
+    def counts(self) -> dict[str, int]: ...
+    def unforwarded_statements(self, limit: int) -> list[tuple[str, str]]: ...
+    def mark_forwarded(self, statement_ids: Iterable[str]) -> None: ...
+    def close(self) -> None: ...
+
+
+def _walk_hwm(floor: int, ranges: Iterable[tuple[int, int]]) -> int:
+    """Highest N such that floor+1..N is covered by ``ranges`` (sorted by first)."""
+    hwm = floor
+    for first, last in ranges:
+        if first > hwm + 1:
+            break
+        hwm = max(hwm, last)
+    return hwm
+
+
+class _SqlStore:
+    """The statements both backends share; subclasses provide the connection and dialect."""
+
+    P = "?"  # placeholder
+    IGNORE_PREFIX = "INSERT OR IGNORE INTO"
+    IGNORE_SUFFIX = ""
+    BLOB = "BLOB"
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+
+    # -- dialect hooks --------------------------------------------------------------
+    def _conn(self) -> Any:
+        raise NotImplementedError
+
+    def _begin(self, cur: Any) -> None:
+        raise NotImplementedError
+
+    def _commit(self) -> None:
+        raise NotImplementedError
+
+    def _rollback(self) -> None:
+        raise NotImplementedError
+
+    def _ins(self, table: str, columns: str, n: int) -> str:
+        marks = ", ".join([self.P] * n)
+        return f"{self.IGNORE_PREFIX} {table} ({columns}) VALUES ({marks}){self.IGNORE_SUFFIX}"
+
+    def _create(self) -> None:
+        with self._lock:
+            cur = self._conn().cursor()
+            self._begin(cur)
+            for ddl in _TABLES:
+                cur.execute(ddl.replace("BYTEA", self.BLOB))
+            self._commit()
+
+    # -- the store --------------------------------------------------------------------
+    def register_hub(self, hub_id: str, district: str, school: str) -> None:
+        self.register_hubs([(hub_id, district, school)])
+
+    def register_hubs(self, rows: Sequence[tuple[str, str, str]]) -> None:
+        with self._lock:
+            cur = self._conn().cursor()
+            self._begin(cur)
+            cur.executemany(self._ins("hubs", "hub_id, district, school", 3), list(rows))
+            self._commit()
+
+    def hub_school(self, hub_id: str) -> tuple[str, str] | None:
+        with self._lock:
+            cur = self._conn().cursor()
+            cur.execute(f"SELECT district, school FROM hubs WHERE hub_id = {self.P}", (hub_id,))
+            row = cur.fetchone()
+            self._end_read()
+        return (row[0], row[1]) if row else None
+
+    def _end_read(self) -> None:
+        pass
+
+    def ingest(self, header: BatchHeader, events: Sequence[Event], received_at: float) -> bool:
+        """Write a validated batch in one transaction; returns True if it was already there."""
+        hub = header.hub
+        with self._lock:
+            cur = self._conn().cursor()
+            self._begin(cur)
+            try:
+                cur.execute(
+                    f"SELECT 1 FROM batches WHERE hub_id = {self.P} AND first_seq = {self.P} AND last_seq = {self.P}",
+                    (hub, header.first, header.last),
+                )
+                duplicate = cur.fetchone() is not None
+                if not duplicate:
+                    cur.executemany(
+                        self._ins("events", "hub_id, seq, event_id, type, schema, created_at, payload, received_at", 8),
+                        [(hub, e.seq, e.id, e.type, e.schema, e.at, e.payload_json, received_at) for e in events],
+                    )
+                    statements = [(e.id, hub, e.seq, e.payload_json) for e in events if e.type == XAPI_TYPE]
+                    if statements:
+                        cur.executemany(self._ins("statements", "statement_id, hub_id, seq, statement", 4), statements)
+                    cur.execute(
+                        self._ins("batches", "hub_id, first_seq, last_seq, event_count, sha256, received_at", 6),
+                        (hub, header.first, header.last, header.count, header.sha256, received_at),
+                    )
+                self._commit()
+            except BaseException:
+                self._rollback()
+                raise
+        return duplicate
+
+    def quarantine(self, hub_id: str | None, topic: str, reason: str, detail: str, body: bytes, received_at: float) -> None:
+        with self._lock:
+            cur = self._conn().cursor()
+            self._begin(cur)
+            cur.execute(
+                f"INSERT INTO quarantine (hub_id, topic, reason, detail, size, body, received_at) "
+                f"VALUES ({self.P}, {self.P}, {self.P}, {self.P}, {self.P}, {self.P}, {self.P})",
+                # Keep at most 1 MiB of a bad message: enough to study, not a disk-filling vector.
+                (hub_id, topic, reason, detail[:1000], len(body), body[:1_048_576], received_at),
+            )
+            self._commit()
+
+    def hwm(self, hub_id: str, floor: int) -> int:
+        with self._lock:
+            cur = self._conn().cursor()
+            cur.execute(
+                f"SELECT first_seq, last_seq FROM batches WHERE hub_id = {self.P} AND last_seq > {self.P} ORDER BY first_seq",
+                (hub_id, floor),
+            )
+            rows = cur.fetchall()
+            self._end_read()
+        return _walk_hwm(floor, rows)
+
+    def counts(self) -> dict[str, int]:
+        out = {}
+        with self._lock:
+            cur = self._conn().cursor()
+            for table in ("hubs", "batches", "events", "statements", "quarantine"):
+                cur.execute(f"SELECT COUNT(*) FROM {table}")
+                out[table] = int(cur.fetchone()[0])
+            cur.execute("SELECT COUNT(*) FROM (SELECT hub_id, seq FROM events GROUP BY hub_id, seq HAVING COUNT(*) > 1) d")
+            out["duplicate_events"] = int(cur.fetchone()[0])
+            self._end_read()
+        return out
+
+    def event_seqs(self, hub_id: str) -> list[int]:
+        with self._lock:
+            cur = self._conn().cursor()
+            cur.execute(f"SELECT seq FROM events WHERE hub_id = {self.P} ORDER BY seq", (hub_id,))
+            rows = [int(r[0]) for r in cur.fetchall()]
+            self._end_read()
+        return rows
+
+    def unforwarded_statements(self, limit: int) -> list[tuple[str, str]]:
+        with self._lock:
+            cur = self._conn().cursor()
+            cur.execute(
+                f"SELECT statement_id, statement FROM statements WHERE forwarded_at IS NULL ORDER BY hub_id, seq LIMIT {int(limit)}"
+            )
+            rows = [(r[0], r[1]) for r in cur.fetchall()]
+            self._end_read()
+        return rows
+
+    def mark_forwarded(self, statement_ids: Iterable[str]) -> None:
+        now = time.time()
+        with self._lock:
+            cur = self._conn().cursor()
+            self._begin(cur)
+            cur.executemany(
+                f"UPDATE statements SET forwarded_at = {self.P} WHERE statement_id = {self.P}", [(now, s) for s in statement_ids]
+            )
+            self._commit()
+
+
+class SqliteStore(_SqlStore):
+    """The default district database: one file, WAL, fsync at every commit (an ack promises durability)."""
+
+    def __init__(self, path: Path | str) -> None:
+        super().__init__()
+        self.path = str(path)
+        self._db = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
+        self._db.execute("PRAGMA journal_mode = WAL")
+        self._db.execute("PRAGMA synchronous = FULL")
+        self._db.execute("PRAGMA busy_timeout = 30000")
+        self._create()
+
+    def _conn(self) -> sqlite3.Connection:
+        return self._db
+
+    def _begin(self, cur: Any) -> None:
+        cur.execute("BEGIN IMMEDIATE")
+
+    def _commit(self) -> None:
+        self._db.execute("COMMIT")
+
+    def _rollback(self) -> None:
+        if self._db.in_transaction:
+            self._db.execute("ROLLBACK")
+
+    def close(self) -> None:
+        self._db.close()
+
+
+class PostgresStore(_SqlStore):
+    """PostgreSQL through psycopg 3; ``schema`` lets several deployments (or test runs) share a database."""
+
+    P = "%s"
+    IGNORE_PREFIX = "INSERT INTO"
+    IGNORE_SUFFIX = " ON CONFLICT DO NOTHING"
+    BLOB = "BYTEA"
+
+    def __init__(self, dsn: str, schema: str = "public") -> None:
+        import psycopg  # only the district needs it; the appliance never imports this module's backend
+
+        super().__init__()
+        if not schema.replace("_", "").isalnum():
+            raise ValueError(f"schema name {schema!r} must be letters, digits and _")
+        self._db = psycopg.connect(dsn, autocommit=False)
+        with self._db.cursor() as cur:
+            cur.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+            cur.execute(f'SET search_path TO "{schema}"')
+        self._db.commit()
+        self._create()
+
+    def _conn(self) -> Any:
+        return self._db
+
+    def _begin(self, cur: Any) -> None:
+        pass  # psycopg opens a transaction at the first statement
+
+    def _commit(self) -> None:
+        self._db.commit()
+
+    def _rollback(self) -> None:
+        self._db.rollback()
+
+    def _end_read(self) -> None:
+        self._db.rollback()  # end the read transaction so it holds no snapshot
+
+    def close(self) -> None:
+        self._db.close()
+
+
+def open_store(url: str, schema: str = "public") -> _SqlStore:
+    """``sqlite:///path/to/district.sqlite3`` or ``postgresql://...`` (any libpq DSN URL)."""
+    if url.startswith("sqlite:///"):
+        return SqliteStore(url.removeprefix("sqlite:///"))
+    if url.startswith(("postgresql://", "postgres://")):
+        return PostgresStore(url, schema)
+    raise ValueError(f"database URL {url!r}: use sqlite:///PATH or postgresql://...")

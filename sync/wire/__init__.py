@@ -1,0 +1,1 @@
+"""Wire formats shared by the hub agent and the district services (no ``edge`` imports)."""
