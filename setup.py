@@ -43,6 +43,8 @@ setup(
         "prometheus-client>=0.20",
         # cryptography: Ed25519 signatures on everything the district ships.
         "cryptography>=42",
+        # zstandard: compresses district upload batches ~10x at a few ms per MB (zlib: half the ratio).
+        "zstandard>=0.22",
     ],
     extras_require={
         "test": [
@@ -52,11 +54,18 @@ setup(
             "playwright>=1.45",
             "psutil>=5.9",
             "ruff>=0.5",
+            # psycopg 3: the district ingest's PostgreSQL backend is tested against a real server.
+            "psycopg[binary]>=3.1",
         ],
+        # The district side (district-ingest with PostgreSQL), not needed on the appliance.
+        "district": ["psycopg[binary]>=3.1"],
     },
     entry_points={
         "console_scripts": [
             "classroom-hub=edge.cli:main",
+            "classroom-sync=sync.agent.cli:main",
+            "district-ingest=sync.district.cli:ingest_main",
+            "district-publish=sync.district.cli:publish_main",
         ],
     },
 )
