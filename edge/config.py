@@ -19,7 +19,7 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 DEFAULT_CONFIG_PATH = Path("/etc/classroom-hub/hub.toml")
 ENV_PREFIX = "HUB_"
@@ -45,14 +45,33 @@ class HttpSection(_Section):
     port: int = Field(8080, ge=1, le=65535, description="TCP port of the API and web UI.")
     workers: int = Field(2, ge=1, le=16, description="gunicorn worker processes (one per core is right).")
     threads: int = Field(
-        96, ge=4, le=512,
+        128, ge=8, le=512,
         description="Threads per worker. Each open live-event (SSE) stream holds one, so this must "
         "exceed the tablets per class plus headroom for bursts.",
     )
+    max_streams_per_worker: int | None = Field(
+        None, ge=1, le=500,
+        description="Live-event streams one worker holds before answering 503 + Retry-After, so threads stay "
+        "free for ordinary requests (streams do not spread evenly over workers). Default: three quarters of http.threads.",
+    )
+
     max_body_bytes: int = Field(1_048_576, ge=1024, description="Largest request body accepted (bytes) on JSON endpoints.")
     max_upload_bytes: int = Field(64 * 1_048_576, ge=1024, description="Largest upload accepted (bytes) on upload endpoints.")
     graceful_timeout_s: int = Field(5, ge=1, le=30, description="Seconds a worker may take to finish requests on shutdown.")
     sse_heartbeat_s: float = Field(15.0, gt=0, le=120, description="Seconds between keep-alive comments on live-event streams.")
+
+    @model_validator(mode="after")
+    def _streams_leave_threads_free(self) -> HttpSection:
+        if self.max_streams_per_worker is not None and self.max_streams_per_worker > self.threads - 8:
+            raise ValueError(
+                f"http.max_streams_per_worker ({self.max_streams_per_worker}) must leave at least 8 of "
+                f"http.threads ({self.threads}) for ordinary requests"
+            )
+        return self
+
+    @property
+    def stream_limit(self) -> int:
+        return self.max_streams_per_worker if self.max_streams_per_worker is not None else (self.threads * 3) // 4
 
 
 class DiscoverySection(_Section):

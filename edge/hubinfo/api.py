@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socket
+
 from apiflask import APIBlueprint
 from flask import Response, request, stream_with_context
 
@@ -54,6 +56,11 @@ def events() -> Response:
             problem(400, "bad-last-event-id", "Last-Event-ID must be a number")
         last_id = int(raw_last)
     h = current_hub()
+    if h.bus.subscriber_count() >= h.config.http.stream_limit:
+        # Each stream holds a worker thread; keep the rest for ordinary requests.
+        # A retry usually lands on the other worker.
+        problem(503, "too-many-streams", "this hub worker holds too many live streams; retry shortly", headers={"Retry-After": "2"})
+    _bound_dead_peer_time(request.environ.get("gunicorn.socket"))
 
     def generate():  # type: ignore[no-untyped-def]
         LIVE_STREAMS.inc()
@@ -66,3 +73,15 @@ def events() -> Response:
     resp.headers["Cache-Control"] = "no-store"
     resp.headers["X-Accel-Buffering"] = "no"
     return resp
+
+
+def _bound_dead_peer_time(sock: socket.socket | None) -> None:
+    """A tablet that leaves the Wi-Fi mid-stream leaves a half-open connection
+    holding a thread; with the heartbeat writes, TCP_USER_TIMEOUT ends it in
+    under a minute instead of the kernel's ~15 minutes of retransmissions."""
+    if sock is None or not hasattr(socket, "TCP_USER_TIMEOUT"):
+        return
+    try:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT, 45_000)
+    except OSError:
+        pass
