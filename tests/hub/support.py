@@ -33,7 +33,7 @@ import requests
 from edge.accounts import service
 from edge.accounts.roster import RosterParse, RosterRow
 from edge.app import create_app
-from edge.config import HubConfig, load_config
+from edge.config import HttpSection, HubConfig, load_config
 from edge.demo.classroom import seed_demo
 from edge.storage.db import connect, transaction
 from edge.storage.setup import prepare_storage
@@ -275,7 +275,9 @@ class Server:
     def start(self, timeout: float = 20) -> Server:
         self.port = free_port()
         env = {k: v for k, v in os.environ.items() if not k.startswith("HUB_")}
-        env.update({"HUB_HTTP_WORKERS": str(self.workers), "HUB_HTTP_THREADS": "32", "HUB_HTTP_SSE_HEARTBEAT_S": "1", **self.extra_env})
+        env.update({"HUB_HTTP_WORKERS": str(self.workers), **self.extra_env})
+        if "sse_heartbeat_s" in HttpSection.model_fields:
+            env.setdefault("HUB_HTTP_SSE_HEARTBEAT_S", "1")
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
             [str(HUB_BIN), "--data-dir", str(self.data_dir), "demo", "--host", "127.0.0.1", "--port", str(self.port), "--no-mdns"],
@@ -287,8 +289,8 @@ class Server:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"hub exited with {self.proc.returncode}:\n{self.log_path.read_text(errors='replace')[-3000:]}")
             try:
-                if requests.get(self.url + "/readyz", timeout=1).status_code == 200:
-                    return self
+                if requests.get(self.url + "/readyz", timeout=1).status_code == 200 and len(self.processes()) > self.workers:
+                    return self  # ready, and every worker has booted
             except requests.RequestException:
                 pass
             time.sleep(0.05)

@@ -20,7 +20,8 @@ def _cases(h: HubEnv) -> dict[str, tuple[str, str, dict[str, Any], int, str | No
     """name -> (method, path, request kwargs, status, problem slug)."""
     admin = bearer(h.staff_token("admin"))
     teacher = bearer(h.staff_token("teacher"))
-    big = {"username": "x" * (h.config.http.max_body_bytes + 10), "display_name": "a", "role": "teacher", "password": "long-enough"}
+    limit = getattr(h.config.http, "max_body_bytes", 1_048_576)
+    big = {"username": "x" * (limit + 10), "display_name": "a", "role": "teacher", "password": "long-enough"}
     return {
         "malformed JSON": ("POST", "/api/v1/users", {"data": b'{"username": "a", ', "content_type": "application/json", "headers": admin}, 400, None),
         "JSON array instead of object": ("POST", "/api/v1/users", {"json": ["a"], "headers": admin}, 422, None),
