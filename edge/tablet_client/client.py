@@ -251,8 +251,10 @@ class TabletClient:
         if method.upper() not in ("GET", "HEAD"):
             headers["Idempotency-Key"] = str(uuid.uuid4())
         last: str = ""
+        checked_identity = False
         for attempt in range(self.retry.attempts):
-            url = f"{self.base_url}{API}{path}"
+            url_base = str(self.base_url)
+            url = f"{url_base}{API}{path}"
             try:
                 resp = self.session.request(method, url, json=json, headers=headers, timeout=self.request_timeout)
             except (requests.ConnectionError, requests.Timeout) as exc:
@@ -271,10 +273,32 @@ class TabletClient:
                 if attempt + 1 < self.retry.attempts:
                     self._wait(attempt, hint)
                 continue
+            if resp.status_code in (401, 403) and not checked_identity:
+                # A refused token may mean another hub now answers at this address (the
+                # hub was replaced, or DHCP gave its address to another one): say so,
+                # rather than let the tablet believe its enrolment was revoked.
+                checked_identity = True
+                other = self._other_hub_at(url_base)
+                if other is not None:
+                    if self._rediscover():
+                        continue  # our hub is elsewhere now: try it there
+                    raise HubIdentityMismatch(url_base, str(self.expected_hub_id), other)
             if resp.status_code >= 400 or (expect and resp.status_code not in expect):
                 raise HubError.from_response(resp)
             return resp
         raise HubUnreachable(f"{method} {path} failed after {self.retry.attempts} attempts ({last})")
+
+    def _other_hub_at(self, url: str) -> str | None:
+        """The id of the hub at ``url`` if it is not the expected one; None if it is, or unknown."""
+        if self.expected_hub_id is None:
+            return None
+        try:
+            # No credentials: this only asks who is there.
+            resp = self.session.get(f"{url}{API}/hub", timeout=self.request_timeout)
+            actual = str(resp.json().get("id", "")) if resp.status_code == 200 else None
+        except (requests.RequestException, ValueError, AttributeError):
+            return None
+        return actual if actual is not None and actual != self.expected_hub_id else None
 
     def _wait(self, attempt: int, retry_after: float | None) -> None:
         delay = retry_after if retry_after is not None else self.retry.delay(attempt)
