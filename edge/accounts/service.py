@@ -16,6 +16,10 @@ from edge.auth.secrets import new_pin, new_token, token_hash
 from edge.storage.db import Database, transaction
 
 ROLES = ("admin", "teacher")
+# Wrong PINs one tablet may send (over all students) in the window before it is
+# refused: generous for a class of children mistyping, far too few to walk a roster.
+DEVICE_PIN_LIMIT = 20
+DEVICE_PIN_WINDOW_S = 600
 
 
 class AccountError(Exception):
@@ -238,8 +242,16 @@ def student_sign_in(
     lockout_s: int,
     timezone: str,
 ) -> tuple[IssuedSession, dict[str, object]]:
-    """Sign a student in on an enrolled tablet and record attendance for the day."""
+    """Sign a student in on an enrolled tablet and record attendance for the day.
+
+    Wrong PINs lock the student after ``max_failures`` in a row; a tablet that
+    spreads guesses over many students is stopped by the per-device limit.
+    """
     now = time.time()
+    if limits.recent_failures(db, "pin", DEVICE_PIN_WINDOW_S, f"device:{device_id}") >= DEVICE_PIN_LIMIT:
+        raise AccountError(
+            "signin-locked", "too many wrong PINs on this tablet; ask the teacher or wait a few minutes", 429, DEVICE_PIN_WINDOW_S
+        )
     row = db.execute(
         "SELECT id, class_id, name, pin_hash, failed_pins, locked_until, pseudo_id FROM students WHERE id = ? AND active",
         (student_id,),

@@ -93,3 +93,23 @@ def test_unknown_usernames_count_against_the_source(hub: HubEnv) -> None:
     )
     assert_problem(resp, 429, "too-many-attempts")
     assert "Retry-After" in resp.headers
+
+
+def test_a_tablet_guessing_pins_across_many_students_is_stopped(hub: HubEnv) -> None:
+    """Per-student lockouts alone would let one tablet try a few PINs on every child."""
+    from edge.accounts.service import DEVICE_PIN_LIMIT
+
+    tablet = hub.enrol()
+    numbers = sorted(n for n in hub.creds.pins if n.isdigit())  # this class only
+    for i in range(DEVICE_PIN_LIMIT):
+        sid, pin = hub.student(numbers[i % len(numbers)])
+        wrong = "0000" if pin != "0000" else "1111"
+        assert_problem(hub.client().post("/api/v1/signin", json={"student_id": sid, "pin": wrong}, headers=device(tablet.token)), 401)
+    # Even the right PIN of a student who is not locked is refused from this tablet now...
+    sid, pin = hub.student(numbers[-1])
+    resp = hub.client().post("/api/v1/signin", json={"student_id": sid, "pin": pin}, headers=device(tablet.token))
+    assert_problem(resp, 429, "signin-locked")
+    assert int(resp.headers["Retry-After"]) > 0
+    # ...while another tablet in the class signs that student in.
+    other = hub.enrol()
+    assert hub.client().post("/api/v1/signin", json={"student_id": sid, "pin": pin}, headers=device(other.token)).status_code == 201
