@@ -159,7 +159,7 @@ class Watched:
     def unexpected_console_errors(self) -> list[str]:
         out = []
         for text in self.console_errors:
-            if "status of 401" in text and any(text.rstrip().endswith("@" + p) or p in text for p in PROBE_PATHS):
+            if "status of 401" in text and any(text.rstrip().endswith("@" + p) for p in PROBE_PATHS):
                 continue
             out.append(text)
         return out

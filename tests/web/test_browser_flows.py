@@ -115,8 +115,11 @@ def test_pages_load_nothing_from_outside_the_hub_and_log_no_errors(hub, new_page
     page = watched.page
     page.goto("/")
     expect(page.locator("#screen-choose")).to_be_visible()
-    page.goto("/student")
-    expect(page.locator("#screen-pair")).to_be_visible()
+    student = hub.student("30")
+    enrol(page, hub.pairing_code(), "csp-check")
+    sign_in(page, str(student["name"]), hub.pin("30"))
+    page.locator("#signout").click()
+    expect(page.locator("#screen-pick")).to_be_visible()
     page.goto("/admin")
     page.locator("#login-username").fill(str(hub.creds["admin_username"]))
     page.locator("#login-password").fill(str(hub.creds["admin_password"]))
