@@ -66,6 +66,7 @@ BLUEPRINTS = [
     "edge.hubinfo.api",
     "edge.accounts.api",
     "edge.enrolment.api",
+    "edge.devices.api",
     "edge.web",
 ]
 
