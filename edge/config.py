@@ -138,6 +138,20 @@ class SyncSection(_Section):
     download_retries: int = Field(5, ge=0, le=100, description="Attempts per download before the notice waits for the next sync.")
 
 
+class SpeechSection(_Section):
+    """Micro-lesson recording and the classroom-speech transcription worker (edge/speech)."""
+
+    enabled: bool = Field(True, description="Accept recordings and run transcription. The hub runs without speech when the model is missing.")
+    model_path: Path | None = Field(None, description="Folder of the vosk model; empty means the model named in models/speech/manifest.json.")
+    model_sha256: str = Field("", pattern=r"^([0-9a-f]{64})?$", description="Expected tree hash of the model folder (sha256 over each file's path and hash); empty takes it from the manifest.")
+    concurrency: int = Field(1, ge=1, le=8, description="Recordings transcribed at once by the worker (each uses about one core).")
+    silence_dbfs: float = Field(-55.0, le=0, description="Audio quieter than this (dBFS RMS) for over a second is not fed to the recognizer; its time still counts.")
+    live_idle_timeout_s: float = Field(30.0, gt=0, le=3600, description="A live stream without new audio for this long is closed and its partial transcript kept.")
+    max_recording_s: int = Field(3 * 3600, ge=60, description="Longest recording accepted (seconds).")
+    retention_days: int = Field(180, ge=1, description="Recordings' audio is deleted after this many days; transcripts stay.")
+    outbox_audio: bool = Field(False, description="Also offer the recording's audio to the district (a file reference in the transcript event).")
+
+
 class HubConfig(_Section):
     hub: HubSection = Field(default_factory=HubSection)
     http: HttpSection = Field(default_factory=HttpSection)
@@ -146,6 +160,7 @@ class HubConfig(_Section):
     security: SecuritySection = Field(default_factory=SecuritySection)
     logging: LoggingSection = Field(default_factory=LoggingSection)
     sync: SyncSection = Field(default_factory=SyncSection)
+    speech: SpeechSection = Field(default_factory=SpeechSection)
 
     @property
     def db_path(self) -> Path:
