@@ -46,7 +46,7 @@ for i in range(steps):
     for _ in range(random.randint(0, 3)):
         s = random.randrange(SLOTS)
         if hal.tablets[s] is None:
-            hal.insert(s, Tablet("T%d" % s, random.random()))
+            hal.insert(s, Tablet("T" + str(s), random.random()))
         elif random.random() < 0.5:
             hal.remove(s)
     for _ in range(random.randint(0, 6)):
