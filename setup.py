@@ -45,6 +45,12 @@ setup(
         "cryptography>=42",
         # zstandard: compresses district upload batches ~10x at a few ms per MB (zlib: half the ratio).
         "zstandard>=0.22",
+        # openpyxl: reads/writes the teachers' xlsx question template and the quiz report export.
+        "openpyxl>=3.1",
+        # defusedxml: QTI 2.1 item files are untrusted XML (entity bombs, external entities).
+        "defusedxml>=0.7",
+        # Pillow: a student's photo answer must really decode as an image, within pixel limits.
+        "pillow>=10",
     ],
     extras_require={
         "test": [
