@@ -152,6 +152,15 @@ class SpeechSection(_Section):
     outbox_audio: bool = Field(False, description="Also offer the recording's audio to the district (a file reference in the transcript event).")
 
 
+class QuizSection(_Section):
+    """In-class quizzes (edge/quiz)."""
+
+    photo_max_bytes: int = Field(2_097_152, ge=16_384, le=16_777_216, description="Largest photo answer accepted (bytes).")
+    photo_max_pixels: int = Field(16_000_000, ge=10_000, description="Largest photo answer accepted (width x height).")
+    default_grace_s: float = Field(120.0, ge=0, le=86400, description="Answers made offline before a question closed are accepted this long after the close, unless the teacher sets otherwise.")
+    import_max_bytes: int = Field(8_388_608, ge=4096, description="Largest question-bank file accepted for import (bytes).")
+
+
 class HubConfig(_Section):
     hub: HubSection = Field(default_factory=HubSection)
     http: HttpSection = Field(default_factory=HttpSection)
@@ -161,6 +170,7 @@ class HubConfig(_Section):
     logging: LoggingSection = Field(default_factory=LoggingSection)
     sync: SyncSection = Field(default_factory=SyncSection)
     speech: SpeechSection = Field(default_factory=SpeechSection)
+    quiz: QuizSection = Field(default_factory=QuizSection)
 
     @property
     def db_path(self) -> Path:
