@@ -62,6 +62,19 @@ MATRIX: list[tuple[Call, tuple[int, int, int, int, int, int]]] = [
     (Call("POST", "/api/v1/devices/enrol", "enrolment.enrol", body="ENROL"), (201, 201, 201, 201, 201, 201)),
     (Call("GET", "/api/v1/devices", "enrolment.devices"), (401, 401, 403, 200, 200, 200)),
     (Call("DELETE", "/api/v1/devices/{victim_device}", "enrolment.revoke"), (401, 401, 403, 204, 404, 204)),
+    # carts and the tablet fleet (issue 7); the cart link authenticates with cart keys only
+    (Call("POST", "/api/v1/cart-link/telemetry", "devices.cart_telemetry", body={}), (401, 401, 401, 401, 401, 401)),
+    (Call("GET", "/api/v1/cart-link/firmware/1.0.0/app.py", "devices.cart_firmware"), (401, 401, 401, 401, 401, 401)),
+    (Call("POST", "/api/v1/carts", "devices.add_cart", body={"id": "matrix-cart", "name": "c"}), (401, 401, 403, 403, 403, 201)),
+    (Call("GET", "/api/v1/carts", "devices.list_carts"), (401, 401, 403, 200, 200, 200)),
+    (Call("POST", "/api/v1/carts/end-of-day", "devices.end_of_day"), (401, 401, 403, 200, 200, 200)),
+    (Call("POST", "/api/v1/tablets", "devices.add_tablet", body={"serial": "MATRIX-1"}), (401, 401, 403, 403, 403, 201)),
+    (Call("GET", "/api/v1/tablets", "devices.list_tablets"), (401, 401, 403, 200, 200, 200)),
+    (Call("POST", "/api/v1/tablets/999999/checkout", "devices.checkout", body={"student_id": None}), (401, 401, 403, 404, 404, 404)),
+    (Call("POST", "/api/v1/tablets/999999/checkin", "devices.checkin"), (401, 401, 403, 404, 404, 404)),
+    (Call("POST", "/api/v1/tablets/battery", "devices.battery", body={"level": 0.5}), (401, 404, 404, 401, 401, 401)),
+    (Call("POST", "/api/v1/firmware/rollouts", "devices.start_rollout", body={"version": "9.9.9"}), (401, 401, 403, 403, 403, 409)),
+    (Call("GET", "/api/v1/firmware/rollouts", "devices.rollouts"), (401, 401, 403, 200, 200, 200)),
 ]
 
 # Endpoints that exist only as framework plumbing (Flask's static route).
