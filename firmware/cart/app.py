@@ -78,6 +78,7 @@ class App:
         self.last_error = None
         self.periods = []  # recent control-loop periods (ms), for the benchmark
         self.stop = False
+        self.reset_reason = None
         self._pending_ota = None
 
     def log(self, event, **fields):
@@ -121,8 +122,7 @@ class App:
                 try:
                     await self.ota.install(manifest, self.link.fetch)
                     self.log("ota-staged", version=manifest["version"])
-                    self._all_off()
-                    reset()
+                    self.request_reset("boot the staged firmware")
                 except OtaError as exc:
                     self.log("ota-refused", version=manifest.get("version"), reason=str(exc))
                 except (OSError, LinkError) as exc:
@@ -168,8 +168,7 @@ class App:
         elif ticks_diff(now, self.t0) > int(self.cfg.get("trial_deadline_ms", 60000)):
             self.ota.rollback("not healthy within %d ms" % int(self.cfg.get("trial_deadline_ms", 60000)))
             self.log("ota-rollback", version=VERSION)
-            self._all_off()
-            reset()
+            self.request_reset("trial failed")
 
     async def sim_task(self):
         speed = float(self.cfg.get("sim", {}).get("speed", 1.0))
@@ -191,8 +190,14 @@ class App:
 
     def _expired(self):
         self.log("watchdog", reason=self.last_error)
+        self.request_reset("watchdog")
+
+    def request_reset(self, why):
+        # Reset from the main coroutine: an exception raised inside a task would
+        # only be printed by the event loop, not end the program.
         self._all_off()
-        reset()
+        self.reset_reason = why
+        self.stop = True
 
     def status(self):
         return {"fw": VERSION, "slot": self.slot, "mode": self.ctl.mode, "thermal": self.ctl.thermal.state,
@@ -218,6 +223,8 @@ class App:
         for t in tasks:
             t.cancel()
         self._all_off()
+        if self.reset_reason:
+            reset()
 
 
 def main(root, slot):
