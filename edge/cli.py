@@ -434,6 +434,10 @@ def restore(obj: _Ctx, backup_file: Path) -> None:
     click.echo(f"restored {backup_file}; start the hub to apply any pending migrations")
 
 
+from edge.devices.cli import carts as _carts  # noqa: E402 - one line per capability's command group
+
+main.add_command(_carts)
+
 
 if __name__ == "__main__":
     main()
