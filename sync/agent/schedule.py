@@ -24,7 +24,6 @@ log = logging.getLogger(__name__)
 JOB_WINDOW_OPEN = "sync-window-open"
 JOB_WINDOW_CLOSE = "sync-window-close"
 JOB_IDLE_CHECK = "sync-idle-check"
-JOB_TICK = "sync-tick"
 
 
 def _hm(text: str) -> dt.time:
@@ -72,14 +71,12 @@ class SyncSchedule:
         enable: Callable[[str], None],
         disable: Callable[[str], None],
         idle_check: Callable[[], bool] | None,
-        tick: Callable[[], None],
     ) -> None:
         self.tz = ZoneInfo(timezone)
         self.start, self.end = window_start, window_end
         self.offset_s = hub_offset_s(hub_id, spread_min)
         self._enable, self._disable = enable, disable
         self._idle_check = idle_check
-        self._tick = tick
         self.scheduler = BackgroundScheduler(timezone=self.tz, job_defaults={"coalesce": True, "max_instances": 1})
 
     def start(self, last_sync_at: float | None) -> None:
@@ -92,7 +89,6 @@ class SyncSchedule:
                   id=JOB_WINDOW_CLOSE, replace_existing=True, misfire_grace_time=3600)
         if self._idle_check is not None:
             s.add_job(self._idle, IntervalTrigger(seconds=60), id=JOB_IDLE_CHECK, replace_existing=True)
-        s.add_job(self._tick, IntervalTrigger(seconds=0.5), id=JOB_TICK, replace_existing=True, misfire_grace_time=5)
         s.start()
         now = dt.datetime.now(self.tz)
         if in_window(now, self.start, self.end, self.offset_s):

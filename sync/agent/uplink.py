@@ -92,6 +92,8 @@ class Uplink:
         self._rejects: collections.Counter[int] = collections.Counter()
         self._hello_at: float | None = None
         self._enabled: set[str] = set()
+        self._stopping = threading.Event()
+        self._ticker: threading.Thread | None = None
         self.upto: int | None = None  # send nothing past this sequence (``classroom-sync now``)
         will = (topics.status, Status(state="offline").to_bytes(), True)
         self.link = Link(link_settings, self._connected, self._message, self._disconnected, will=will)
@@ -99,9 +101,22 @@ class Uplink:
     # -- control ---------------------------------------------------------------------
     def start(self) -> None:
         self.link.start()
+        self._ticker = threading.Thread(target=self._tick_loop, name="uplink-tick", daemon=True)
+        self._ticker.start()
 
     def stop(self) -> None:
+        self._stopping.set()
         self.link.stop(final=(self.topics.status, Status(state="offline", at=self.clock()).to_bytes(), True))
+        if self._ticker is not None:
+            self._ticker.join(5)
+
+    def _tick_loop(self) -> None:
+        # Time-outs are the uplink's own business: they must fire whoever drives the agent.
+        while not self._stopping.wait(0.5):
+            try:
+                self.tick()
+            except Exception:
+                log.exception("uplink tick failed")
 
     def enable(self, reason: str) -> None:
         with self._lock:

@@ -56,6 +56,8 @@ class Ingest:
         settings.clean_start = False
         settings.session_expiry_s = settings.session_expiry_s or 86400
         self.link = Link(settings, self._subscribe, self._message, manual_ack=True)
+        self.link.client.on_subscribe = self._subscribed
+        self.ready = threading.Event()
         self.stats = {"batches": 0, "duplicates": 0, "events": 0, "rejected": 0, "hellos": 0}
         self._stats_lock = threading.Lock()
         fault = os.environ.get(_FAULT_ENV, "")
@@ -70,6 +72,15 @@ class Ingest:
     def _subscribe(self, client: mqtt.Client) -> None:
         for flt in topics.ingest_filters(self.district):
             client.subscribe(flt, qos=1)
+
+    def _subscribed(self, client: mqtt.Client, userdata: object, mid: int, reasons: list, props: object) -> None:
+        failed = [str(r) for r in reasons if getattr(r, "is_failure", False)]
+        if failed:
+            log.error("the broker refused the ingest subscription (check the ACL)", extra={"reasons": failed})
+            return
+        if not self.ready.is_set():
+            log.info("district-ingest ready: subscribed to every hub's uplink")
+        self.ready.set()
 
     def _message(self, client: mqtt.Client, msg: mqtt.MQTTMessage) -> None:
         try:

@@ -71,13 +71,16 @@ class IngestProc:
             str(BIN / "district-ingest"), "run", "--broker", "127.0.0.1", "--port", str(broker.port), "--ca", str(pki.ca_file),
             "--cert", str(cert), "--key", str(key), "--database", database, "--pg-schema", pg_schema, "--instance", instance,
         ]
-        self.env = {**os.environ, "DISTRICT_LOG_LEVEL": "WARNING", **(env or {})}
+        self.env = {**os.environ, "DISTRICT_LOG_LEVEL": "INFO", **(env or {})}
         self.log = (log_dir or broker.dir) / f"ingest-{instance}.log"
         self.proc: subprocess.Popen | None = None
 
     def start(self) -> IngestProc:
+        start = self.log.stat().st_size if self.log.exists() else 0
         with open(self.log, "ab") as log:
             self.proc = subprocess.Popen(self.args, env=self.env, stdout=log, stderr=subprocess.STDOUT)
+        wait_for(lambda: b"district-ingest ready" in self.log.read_bytes()[start:] or self.proc.poll() is not None, 20, "the ingest to subscribe")
+        assert self.proc.poll() is None, self.log.read_text()[-2000:]
         return self
 
     def stop(self) -> None:
