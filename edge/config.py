@@ -161,6 +161,13 @@ class QuizSection(_Section):
     import_max_bytes: int = Field(8_388_608, ge=4096, description="Largest question-bank file accepted for import (bytes).")
 
 
+class DistrictSection(_Section):
+    """The district that signs what the hub installs (lesson packages)."""
+
+    public_key: str = Field("", description="The district's Ed25519 public key (base64 of 32 bytes) that signs lesson packages.")
+    public_key_file: Path | None = Field(None, description="File holding the district public key (base64); used when public_key is empty.")
+
+
 class HubConfig(_Section):
     hub: HubSection = Field(default_factory=HubSection)
     http: HttpSection = Field(default_factory=HttpSection)
@@ -170,6 +177,7 @@ class HubConfig(_Section):
     logging: LoggingSection = Field(default_factory=LoggingSection)
     sync: SyncSection = Field(default_factory=SyncSection)
     speech: SpeechSection = Field(default_factory=SpeechSection)
+    district: DistrictSection = Field(default_factory=DistrictSection)
     quiz: QuizSection = Field(default_factory=QuizSection)
 
     @property
