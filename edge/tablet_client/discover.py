@@ -16,6 +16,7 @@ Two ways of asking, chosen for speed and correctness:
 from __future__ import annotations
 
 import logging
+import math
 import queue
 import threading
 import time
@@ -39,6 +40,8 @@ log = logging.getLogger(__name__)
 # How long one SRV/TXT/A lookup may take once a PTR was seen. The hub answers a browse
 # with all of them as additionals, so this is only spent when a packet was lost.
 RESOLVE_TIMEOUT_MS = 1500
+# How often a one-shot lookup asks again while it runs (see _iter_hubs).
+REQUERY_S = 1.0
 
 
 class HubNotFound(LookupError):
@@ -152,13 +155,23 @@ def _resolve(zc: Zeroconf, name: str, timeout_ms: int = RESOLVE_TIMEOUT_MS) -> H
 
 def _iter_hubs(zc: Zeroconf, deadline: float) -> Iterator[HubEndpoint]:
     listener = _Names()
-    browser = ServiceBrowser(zc, SERVICE_TYPE, listener=listener, question_type=_question_type(zc))
+    qtype = _question_type(zc)
+    browser = ServiceBrowser(zc, SERVICE_TYPE, listener=listener, question_type=qtype)
+    # A one-shot Zeroconf cannot hear announcements, and zeroconf spaces its first
+    # questions 1 s then 4 s then 9 s apart: a hub that comes up just after a lookup
+    # started (a cart powered on together with its hub) would be missed for seconds.
+    # So while the lookup runs, ask again every REQUERY_S with a fresh browser.
+    requery_at = time.monotonic() + REQUERY_S if zc.unicast else math.inf
     try:
         while (left := deadline - time.monotonic()) > 0:
             try:
-                event, name = listener.events.get(timeout=left)
+                event, name = listener.events.get(timeout=max(0.0, min(left, requery_at - time.monotonic())))
             except queue.Empty:
-                return
+                if time.monotonic() >= requery_at and deadline - time.monotonic() > 0:
+                    browser.cancel()
+                    browser = ServiceBrowser(zc, SERVICE_TYPE, listener=listener, question_type=qtype)
+                    requery_at = time.monotonic() + REQUERY_S
+                continue
             if event != "seen":
                 continue
             endpoint = _resolve(zc, name, min(RESOLVE_TIMEOUT_MS, max(1, int(left * 1000))))
