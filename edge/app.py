@@ -67,6 +67,7 @@ BLUEPRINTS = [
     "edge.accounts.api",
     "edge.enrolment.api",
     "edge.devices.api",
+    "edge.lessons.api",
     "edge.web",
 ]
 
