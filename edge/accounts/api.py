@@ -80,12 +80,12 @@ def login(body: LoginIn) -> Response:
 
 
 @bp.post("/auth/logout")
-@bp.auth_required(session_auth)
+@bp.auth_required(session_auth, optional=True)
 @bp.output({}, status_code=204)
-@bp.doc(summary="End the current session")
+@bp.doc(summary="End the current session (and clear the session cookie even if the session already ended)")
 def logout() -> Response:
-    p = current_principal()
-    if p.session_id:
+    p = session_auth.current_user
+    if p is not None and p.session_id:
         service.end_session(db(), p.session_id)
     resp = Response(status=204)
     resp.delete_cookie(SESSION_COOKIE, path="/")
@@ -235,7 +235,7 @@ def import_roster(class_id: int) -> tuple[dict[str, object], int]:
     class_name = next(c["name"] for c in service.list_classes(database) if c["id"] == class_id)
     for row in parsed.rows:
         if row.class_name and row.class_name != class_name:
-            parsed.refused.append({"line": row.line, "reason": f"row is for class {row.class_name}, not {class_name}"})
+            parsed.refused.append({"line": row.line, "code": "other-class", "reason": f"row is for class {row.class_name}, not {class_name}"})
     parsed.rows = [r for r in parsed.rows if not r.class_name or r.class_name == class_name]
     return service.import_roster(database, parsed, str(class_name)), 201
 

@@ -89,23 +89,23 @@ def parse_roster(raw: bytes) -> RosterParse:
                 return cells[i].strip() if i is not None and i < len(cells) else ""
 
             name, number, pin = cell("name"), cell("number"), cell("pin")
-            reason = None
+            reason, code = None, None
             if not name:
-                reason = "name is empty"
+                reason, code = "name is empty", "name-empty"
             elif len(name) > 32:
-                reason = "name is longer than 32 characters"
+                reason, code = "name is longer than 32 characters", "name-too-long"
             elif any(ch.isdigit() for ch in name) and not any(ch.isalpha() for ch in name):
-                reason = "name has no letters"
+                reason, code = "name has no letters", "name-no-letters"
             elif not number:
-                reason = "number is empty"
+                reason, code = "number is empty", "number-empty"
             elif len(number) > 32:
-                reason = "number is longer than 32 characters"
+                reason, code = "number is longer than 32 characters", "number-too-long"
             elif number in seen:
-                reason = f"number {number} appears twice in the file"
+                reason, code = f"number {number} appears twice in the file", "number-duplicate"
             elif pin and not _PIN.match(pin):
-                reason = "PIN must be 4 to 6 digits"
+                reason, code = "PIN must be 4 to 6 digits", "bad-pin"
             if reason:
-                result.refused.append({"line": line_no, "reason": reason})
+                result.refused.append({"line": line_no, "code": code, "reason": reason})
                 continue
             seen.add(number)
             result.rows.append(RosterRow(line_no, name, number, cell("class") or None, pin or None))

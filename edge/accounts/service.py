@@ -127,7 +127,7 @@ def import_roster(db: Database, parsed: RosterParse, default_class: str | None) 
         for row in parsed.rows:
             class_name = row.class_name or default_class
             if not class_name:
-                refused.append({"line": row.line, "reason": "no class given (column 班级 or the class option)"})
+                refused.append({"line": row.line, "code": "no-class", "reason": "no class given (column 班级 or the class option)"})
                 continue
             class_id = ensure_class(db, class_name)
             existing = db.execute(

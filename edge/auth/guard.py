@@ -156,3 +156,40 @@ def current_principal() -> Principal:
 
 def client_address() -> str:
     return request.remote_addr or "unknown"
+
+
+def peek_session() -> Principal | None:
+    """The signed-in principal if the request carries a valid session, else None (never 401)."""
+    auth = session_auth.get_auth()
+    token = getattr(auth, "token", None)
+    return _verify_session(token) if token else None
+
+
+def peek_device() -> dict[str, object] | None:
+    """This tablet's enrolment if the request carries a valid device token, else None."""
+    token = _device_token()
+    if not token or len(token) > 200:
+        return None
+    row = db().execute(
+        """
+        SELECT d.uuid, d.name, d.kind, c.id, c.name FROM devices d LEFT JOIN classes c ON c.id = d.class_id
+        WHERE d.token_hash = ? AND d.revoked_at IS NULL AND d.expires_at > ?
+        """,
+        (token_hash(token), time.time()),
+    ).fetchone()
+    if row is None:
+        return None
+    return {"id": row[0], "name": row[1], "kind": row[2], "class": {"id": row[3], "name": row[4]} if row[3] is not None else None}
+
+
+def session_still_valid(session_id: int, device_id: int | None) -> bool:
+    """For long-lived streams: the session has not ended and its tablet is not revoked."""
+    row = db().execute(
+        """
+        SELECT 1 FROM sessions s LEFT JOIN devices d ON d.id = s.device_id
+        WHERE s.id = ? AND s.ended_at IS NULL AND s.expires_at > ?
+          AND (s.device_id IS NULL OR d.revoked_at IS NULL)
+        """,
+        (session_id, time.time()),
+    ).fetchone()
+    return row is not None

@@ -28,6 +28,7 @@ class CodeIn(StrictIn):
 
 
 class CodeOut(Out):
+    id: int
     code: str
     expires_at: float
     max_uses: int
@@ -56,7 +57,7 @@ def create_code(body: CodeIn) -> tuple[dict[str, object], int]:
         class_id=body.class_id if body.kind == "student" else None,
         max_uses=body.max_uses, ttl_s=body.ttl_s or sec.pairing_code_ttl_s,
     )
-    return {"code": code.code, "expires_at": code.expires_at, "max_uses": code.max_uses, "kind": code.kind, "class_id": code.class_id}, 201
+    return {"id": code.id, "code": code.code, "expires_at": code.expires_at, "max_uses": code.max_uses, "kind": code.kind, "class_id": code.class_id}, 201
 
 
 class EnrolIn(StrictIn):
@@ -108,7 +109,9 @@ def enrol(body: EnrolIn) -> Response:
     resp.status_code = 201
     resp.set_cookie(DEVICE_COOKIE, enrolled.token, max_age=sec.device_token_ttl_days * 86400, httponly=True, samesite="Strict", path="/")
     if enrolled.class_id is not None:
-        hub.bus.publish(f"class:{enrolled.class_id}", "device.enrolled", {"device_id": enrolled.device_uuid, "name": body.name})
+        hub.bus.publish(
+            f"staff:{enrolled.class_id}", "device.enrolled", {"device_id": enrolled.device_uuid, "name": body.name, "code_id": enrolled.code_id}
+        )
     return resp
 
 
@@ -134,7 +137,45 @@ def revoke(device_id: str) -> Response:
     if len(device_id) > 64:
         problem(404, "no-such-device", "no such device")
     try:
-        service.revoke(db(), device_id, None if p.role == ADMIN else p.class_ids)
+        row_id = service.revoke(db(), device_id, None if p.role == ADMIN else p.class_ids)
+    except service.EnrolmentError as err:
+        _raise(err)
+    # The tablet's open stream gets this last event and ends; the tablet goes back to pairing.
+    current_hub().bus.publish(f"device:{row_id}", "device.revoked", {"device_id": device_id})
+    return Response(status=204)
+
+
+class OpenCode(Out):
+    id: int
+    kind: str
+    class_id: int | None
+    created_at: float
+    expires_at: float
+    max_uses: int
+    uses: int
+
+
+class OpenCodesOut(Out):
+    codes: list[OpenCode]
+
+
+@bp.get("/pairing-codes")
+@bp.auth_required(session_auth, roles=[TEACHER, ADMIN])
+@bp.output(OpenCodesOut)
+@bp.doc(summary="Pairing codes still usable, with their uses (the digits are shown only when a code is made)")
+def open_codes() -> dict[str, object]:
+    p = current_principal()
+    return {"codes": service.open_codes(db(), None if p.role == ADMIN else p.class_ids)}
+
+
+@bp.delete("/pairing-codes/<int:code_id>")
+@bp.auth_required(session_auth, roles=[TEACHER, ADMIN])
+@bp.output({}, status_code=204)
+@bp.doc(summary="Withdraw a pairing code before it expires", responses={404: "No such code among yours"})
+def withdraw_code(code_id: int) -> Response:
+    p = current_principal()
+    try:
+        service.withdraw_code(db(), code_id, None if p.role == ADMIN else p.class_ids)
     except service.EnrolmentError as err:
         _raise(err)
     return Response(status=204)

@@ -36,6 +36,7 @@ class PairingCode:
     max_uses: int
     kind: str
     class_id: int | None
+    id: int = 0
 
 
 @dataclass
@@ -44,9 +45,11 @@ class Enrolled:
     token: str
     kind: str
     class_id: int | None
+    code_id: int | None = None
 
 
 def create_code(db: Database, secret: str, *, created_by: int, kind: str, class_id: int | None, max_uses: int, ttl_s: int) -> PairingCode:
+    """A new code; its plain digits exist only in the returned value."""
     now = time.time()
     with transaction(db):
         # Codes must be unambiguous among the open ones.
@@ -58,11 +61,11 @@ def create_code(db: Database, secret: str, *, created_by: int, kind: str, class_
             ).fetchone()
             if not clash:
                 break
-        db.conn.execute(
+        cur = db.conn.execute(
             "INSERT INTO pairing_codes (code_hash, class_id, kind, created_by, created_at, expires_at, max_uses) VALUES (?, ?, ?, ?, ?, ?, ?)",
             (pairing_code_hash(code, secret), class_id, kind, created_by, now, now + ttl_s, max_uses),
         )
-    return PairingCode(code, now + ttl_s, max_uses, kind, class_id)
+    return PairingCode(code, now + ttl_s, max_uses, kind, class_id, int(cur.lastrowid or 0))
 
 
 def enrol(
@@ -124,7 +127,7 @@ def enrol(
                 "INSERT INTO devices (uuid, name, kind, class_id, token_hash, enrolled_at, expires_at, last_seen) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 (device_uuid, name, kind, class_id, token_hash(token), now, now + token_ttl_days * 86400, now),
             )
-            return Enrolled(device_uuid, token, kind, class_id)
+            return Enrolled(device_uuid, token, kind, class_id, code_id)
     # The failure is committed (it counts) before it is reported.
     raise failure
 
@@ -141,7 +144,8 @@ def list_devices(db: Database, class_ids: list[int] | None) -> list[dict[str, ob
     return out
 
 
-def revoke(db: Database, device_uuid: str, class_ids: list[int] | None) -> None:
+def revoke(db: Database, device_uuid: str, class_ids: list[int] | None) -> int:
+    """Revoke a tablet and end its sessions; returns the device's row id."""
     with transaction(db):
         row = db.execute("SELECT id, class_id FROM devices WHERE uuid = ?", (device_uuid,)).fetchone()
         if row is None or (class_ids is not None and row[1] not in class_ids):
@@ -149,3 +153,26 @@ def revoke(db: Database, device_uuid: str, class_ids: list[int] | None) -> None:
         now = time.time()
         db.conn.execute("UPDATE devices SET revoked_at = COALESCE(revoked_at, ?) WHERE id = ?", (now, row[0]))
         db.conn.execute("UPDATE sessions SET ended_at = ? WHERE device_id = ? AND ended_at IS NULL", (now, row[0]))
+    return int(row[0])
+
+
+def open_codes(db: Database, class_ids: list[int] | None) -> list[dict[str, object]]:
+    """Codes still usable (not expired, withdrawn or used up); never the digits."""
+    rows = db.execute(
+        "SELECT id, kind, class_id, created_at, expires_at, max_uses, uses FROM pairing_codes "
+        "WHERE withdrawn = 0 AND expires_at > ? AND uses < max_uses ORDER BY id",
+        (time.time(),),
+    ).fetchall()
+    return [
+        {"id": r[0], "kind": r[1], "class_id": r[2], "created_at": r[3], "expires_at": r[4], "max_uses": r[5], "uses": r[6]}
+        for r in rows
+        if class_ids is None or r[2] in class_ids
+    ]
+
+
+def withdraw_code(db: Database, code_id: int, class_ids: list[int] | None) -> None:
+    with transaction(db):
+        row = db.execute("SELECT class_id FROM pairing_codes WHERE id = ?", (code_id,)).fetchone()
+        if row is None or (class_ids is not None and row[0] not in class_ids):
+            raise EnrolmentError("no-such-code", "no such pairing code", 404)
+        db.conn.execute("UPDATE pairing_codes SET withdrawn = 1 WHERE id = ?", (code_id,))

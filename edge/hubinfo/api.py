@@ -6,9 +6,10 @@ import socket
 
 from apiflask import APIBlueprint
 from flask import Response, request, stream_with_context
+from pydantic import Field
 
 from edge import API_MAJOR, __version__
-from edge.auth.guard import STUDENT, current_principal, session_auth
+from edge.auth.guard import STUDENT, current_principal, peek_device, peek_session, session_auth, session_still_valid
 from edge.context import current_hub
 from edge.errors import problem
 from edge.health.metrics import LIVE_STREAMS
@@ -35,6 +36,55 @@ def hub() -> dict[str, object]:
     return {"id": h.hub_id, "school": h.config.hub.school, "room": h.config.hub.room, "name": h.name, "api": API_MAJOR, "version": __version__}
 
 
+class SessionUser(Out):
+    role: str
+    id: int
+    name: str
+    class_ids: list[int]
+
+
+class SessionClass(Out):
+    id: int
+    name: str
+
+
+class SessionDevice(Out):
+    id: str
+    name: str
+    kind: str
+    class_: SessionClass | None = Field(None, alias="class")
+
+
+class SessionLimits(Out):
+    pairing_code_max_uses: int
+    pairing_code_ttl_s: int
+
+
+class SessionOut(Out):
+    user: SessionUser | None
+    device: SessionDevice | None
+    limits: SessionLimits
+
+
+@bp.get("/session")
+@bp.output(SessionOut)
+@bp.doc(
+    summary="Who is signed in and whether this tablet is enrolled, without failing when nobody is",
+    description="Always 200: `user` is null when no valid session is sent, `device` is null when this "
+    "client is not an enrolled tablet (or was revoked). For the web app's start screen.",
+    security=[],
+)
+def session() -> dict[str, object]:
+    p = peek_session()
+    sec = current_hub().config.security
+    user = {"role": p.role, "id": p.user_id or p.student_id or 0, "name": p.name, "class_ids": p.class_ids} if p else None
+    return {
+        "user": user,
+        "device": peek_device(),
+        "limits": {"pairing_code_max_uses": sec.pairing_code_max_uses, "pairing_code_ttl_s": sec.pairing_code_ttl_s},
+    }
+
+
 @bp.get("/events")
 @bp.auth_required(session_auth)
 @bp.doc(
@@ -47,6 +97,7 @@ def events() -> Response:
     channels = {f"class:{c}" for c in p.class_ids}
     if p.role == STUDENT:
         channels.add(f"student:{p.student_id}")
+        channels.add(f"device:{p.device_id}")
     else:
         channels |= {f"staff:{c}" for c in p.class_ids}
     raw_last = request.headers.get("Last-Event-ID") or request.args.get("last_event_id")
@@ -62,10 +113,16 @@ def events() -> Response:
         problem(503, "too-many-streams", "this hub worker holds too many live streams; retry shortly", headers={"Retry-After": "2"})
     _bound_dead_peer_time(request.environ.get("gunicorn.socket"))
 
+    session_id, device_id = p.session_id or 0, p.device_id
+
     def generate():  # type: ignore[no-untyped-def]
         LIVE_STREAMS.inc()
         try:
-            yield from stream(h.bus, channels, last_id, h.config.http.sse_heartbeat_s)
+            yield from stream(
+                h.bus, channels, last_id, h.config.http.sse_heartbeat_s,
+                still_valid=lambda: session_still_valid(session_id, device_id),
+                final_types=frozenset({"device.revoked"}),
+            )
         finally:
             LIVE_STREAMS.dec()
 

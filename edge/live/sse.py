@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import queue
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from edge.live.bus import LiveBus, LiveEvent, shutting_down
 
@@ -15,7 +15,14 @@ def frame(event: LiveEvent) -> str:
     return f"id: {event.id}\nevent: {event.type}\ndata: {data}\n\n"
 
 
-def stream(bus: LiveBus, channels: set[str], last_event_id: int | None, heartbeat_s: float) -> Iterator[str]:
+def stream(
+    bus: LiveBus,
+    channels: set[str],
+    last_event_id: int | None,
+    heartbeat_s: float,
+    still_valid: Callable[[], bool] | None = None,
+    final_types: frozenset[str] = frozenset(),
+) -> Iterator[str]:
     """Yield SSE frames: missed events first (resume), then live ones.
 
     Subscribing before replaying and skipping ids already sent closes the gap
@@ -23,9 +30,11 @@ def stream(bus: LiveBus, channels: set[str], last_event_id: int | None, heartbea
     """
     sub = bus.subscribe(channels)
     try:
+        # Where "live" starts is fixed before the first byte goes out: an event
+        # written while that byte is in flight must not fall between the two.
+        sent = last_event_id if last_event_id is not None else bus.latest_id()
         # Tell EventSource how fast to reconnect, and flush headers at once.
         yield "retry: 1000\n\n"
-        sent = last_event_id if last_event_id is not None else bus.latest_id()
         if last_event_id is not None:
             for event in bus.replay(channels, last_event_id):
                 sent = event.id
@@ -40,11 +49,16 @@ def stream(bus: LiveBus, channels: set[str], last_event_id: int | None, heartbea
             except queue.Empty:
                 if time.monotonic() - last_beat >= heartbeat_s:
                     last_beat = time.monotonic()
+                    # A session ended or a tablet revoked since the stream opened ends it.
+                    if still_valid is not None and not still_valid():
+                        return
                     yield ": keep-alive\n\n"
                 continue
             if event.id <= sent:
                 continue
             sent = event.id
             yield frame(event)
+            if event.type in final_types:
+                return
     finally:
         bus.unsubscribe(sub)

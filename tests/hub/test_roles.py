@@ -41,7 +41,11 @@ MATRIX: list[tuple[Call, tuple[int, int, int, int, int, int]]] = [
     (Call("GET", "/api/v1/hub", "hubinfo.hub"), (200, 200, 200, 200, 200, 200)),
     (Call("GET", "/api/v1/events", "hubinfo.events", stream=True), (401, 401, 200, 200, 200, 200)),
     (Call("POST", "/api/v1/auth/login", "accounts.login", body="LOGIN"), (201, 201, 201, 201, 201, 201)),
-    (Call("POST", "/api/v1/auth/logout", "accounts.logout"), (401, 401, 204, 204, 204, 204)),
+    # logout always clears the cookies, even when the session has already ended
+    (Call("POST", "/api/v1/auth/logout", "accounts.logout"), (204, 204, 204, 204, 204, 204)),
+    (Call("GET", "/api/v1/session", "hubinfo.session"), (200, 200, 200, 200, 200, 200)),
+    (Call("GET", "/api/v1/pairing-codes", "enrolment.open_codes"), (401, 401, 403, 200, 200, 200)),
+    (Call("DELETE", "/api/v1/pairing-codes/999999", "enrolment.withdraw_code"), (401, 401, 403, 404, 404, 404)),
     (Call("GET", "/api/v1/me", "accounts.me"), (401, 401, 200, 200, 200, 200)),
     (Call("GET", "/api/v1/users", "accounts.users"), (401, 401, 403, 403, 403, 200)),
     (Call("POST", "/api/v1/users", "accounts.create_user", body="NEW_USER"), (401, 401, 403, 403, 403, 201)),
