@@ -86,6 +86,7 @@ def ingest_run(broker: str, port: int, no_tls: bool, ca: Path | None, cert: Path
     while not stop.wait(5):
         log.debug("ingest stats", extra=dict(ingest.stats))
     ingest.stop()
+    click.echo(f"district-ingest {instance} stopped: " + json.dumps(ingest.stats), err=True)
     if forwarder:
         forwarder.stop()
     store.close()

@@ -112,9 +112,9 @@ def district_seqs(database: str, hub_id: str) -> list[int]:
         store.close()
 
 
-def assert_exactly_once(database: str, hub: Hub, expected: int) -> None:
+def assert_exactly_once(database: str, hub: Hub, expected: int, pg_schema: str = "public") -> None:
     """The district holds seq 1..expected of this hub, each once, and the hub's outbox is empty."""
-    store = open_store(database)
+    store = open_store(database, pg_schema)
     try:
         seqs = store.event_seqs(hub.hub_id)
         counts = store.counts()

@@ -4,6 +4,7 @@ the district's ack."""
 
 from __future__ import annotations
 
+import json
 import time
 
 from sync.wire.messages import Ack
@@ -60,3 +61,47 @@ def test_nothing_leaves_the_outbox_on_puback_alone(tmp_path, broker, pki, distri
     finally:
         agent.uplink.stop()
         silent.stop()
+
+
+def test_two_ingest_instances_share_the_load_into_postgresql(tmp_path, broker, pki):
+    # The PostgreSQL backend end to end, with two instances on one shared subscription.
+    import uuid
+
+    import psycopg
+    import pytest
+
+    from sync.district.store import PostgresStore
+
+    from .support import IngestProc
+    from .test_district_store import PG_DSN, _pg_available
+
+    reason = _pg_available()
+    if reason:
+        pytest.skip(reason)
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    store = PostgresStore(PG_DSN, schema)
+    procs = []
+    try:
+        hub = make_hub(tmp_path, broker, pki, sync={"batch_max_events": 250})
+        store.register_hub(hub.hub_id, DISTRICT, hub.school)
+        n = write_day(hub.db, hub.hub_id, scale=0.1)
+        procs = [IngestProc(broker, pki, PG_DSN, str(i), pg_schema=schema).start() for i in (1, 2)]
+        agent = hub.agent()
+        agent.uplink.enable("test")
+        agent.uplink.start()
+        try:
+            wait_for(agent.uplink.drained, 90, "the district to ack the day")
+        finally:
+            agent.uplink.stop()
+        assert_exactly_once(PG_DSN, hub, n, pg_schema=schema)
+        for p in procs:
+            p.stop()
+        for p in procs:  # both instances took part (Mosquitto hands shared-subscription messages round-robin)
+            stats = json.loads(p.log.read_text().split(" stopped: ")[-1].splitlines()[0])
+            assert stats["batches"] > 0, stats
+    finally:
+        for p in procs:
+            p.stop()
+        store.close()
+        with psycopg.connect(PG_DSN, autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
