@@ -438,6 +438,10 @@ from edge.devices.cli import carts as _carts  # noqa: E402 - one line per capabi
 
 main.add_command(_carts)
 
+from edge.lessons.cli import lesson_group as _lesson  # noqa: E402
+
+main.add_command(_lesson)
+
 
 if __name__ == "__main__":
     main()
