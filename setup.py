@@ -21,6 +21,8 @@ setup(
             "web/static/**/*",
             "web/templates/*",
             "demo/data/*",
+            "lessons/demo_lesson/*",
+            "lessons/demo_lesson/**/*",
         ],
     },
     install_requires=[

@@ -81,7 +81,9 @@ def seed_demo(config: HubConfig) -> DemoCredentials:
 # One line per capability that adds sample content to the demo classroom:
 # "module:function", called as function(config, credentials) once, after the
 # roster exists.
-DEMO_CONTENT: list[str] = []
+DEMO_CONTENT: list[str] = [
+    "edge.lessons.demo:add_sample_lesson",
+]
 
 
 def _write_private(path: Path, text: str) -> None:
