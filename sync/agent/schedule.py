@@ -73,15 +73,15 @@ class SyncSchedule:
         idle_check: Callable[[], bool] | None,
     ) -> None:
         self.tz = ZoneInfo(timezone)
-        self.start, self.end = window_start, window_end
+        self.window_start, self.window_end = window_start, window_end
         self.offset_s = hub_offset_s(hub_id, spread_min)
         self._enable, self._disable = enable, disable
         self._idle_check = idle_check
         self.scheduler = BackgroundScheduler(timezone=self.tz, job_defaults={"coalesce": True, "max_instances": 1})
 
     def start(self, last_sync_at: float | None) -> None:
-        opening = (dt.datetime.combine(dt.date.today(), _hm(self.start)) + dt.timedelta(seconds=self.offset_s)).time()
-        closing = _hm(self.end)
+        opening = (dt.datetime.combine(dt.date.today(), _hm(self.window_start)) + dt.timedelta(seconds=self.offset_s)).time()
+        closing = _hm(self.window_end)
         s = self.scheduler
         s.add_job(self._open, CronTrigger(hour=opening.hour, minute=opening.minute, second=opening.second, timezone=self.tz),
                   id=JOB_WINDOW_OPEN, replace_existing=True, misfire_grace_time=3600)
@@ -91,12 +91,12 @@ class SyncSchedule:
             s.add_job(self._idle, IntervalTrigger(seconds=60), id=JOB_IDLE_CHECK, replace_existing=True)
         s.start()
         now = dt.datetime.now(self.tz)
-        if in_window(now, self.start, self.end, self.offset_s):
+        if in_window(now, self.window_start, self.window_end, self.offset_s):
             self._open()
-        elif missed_window(now, last_sync_at, self.start, self.end, self.offset_s):
+        elif missed_window(now, last_sync_at, self.window_start, self.window_end, self.offset_s):
             log.info("the last upload window was missed; uploading now")
             self._enable("missed-window")
-        log.info("sync schedule", extra={"window": f"{self.start}-{self.end}", "offset_s": self.offset_s})
+        log.info("sync schedule", extra={"window": f"{self.window_start}-{self.window_end}", "offset_s": self.offset_s})
 
     def stop(self) -> None:
         if self.scheduler.running:
