@@ -1,0 +1,1 @@
+"""Micro-lesson recording: audio ingest, the transcription queue and worker, transcripts, search, exports."""
