@@ -67,8 +67,10 @@ BLUEPRINTS = [
     "edge.accounts.api",
     "edge.enrolment.api",
     "edge.devices.api",
+    "edge.quiz.api",
     "edge.lessons.api",
     "edge.web",
+    "edge.speech.api",
 ]
 
 
@@ -104,4 +106,5 @@ def _install_request_hooks(app: APIFlask) -> None:
 
 def _accepts_raw_upload() -> bool:
     # Endpoints documented as taking a raw body (CSV, files) check the type themselves.
-    return request.endpoint in {"accounts.import_roster"}
+    return request.endpoint in {"accounts.import_roster", "speech.upload_recording", "speech.live_audio",
+                                "quiz.import_questions", "quiz.upload_photo"}

@@ -79,6 +79,20 @@ MATRIX: list[tuple[Call, tuple[int, int, int, int, int, int]]] = [
     (Call("POST", "/api/v1/tablets/battery", "devices.battery", body={"level": 0.5}), (401, 404, 404, 401, 401, 401)),
     (Call("POST", "/api/v1/firmware/rollouts", "devices.start_rollout", body={"version": "9.9.9"}), (401, 401, 403, 403, 403, 409)),
     (Call("GET", "/api/v1/firmware/rollouts", "devices.rollouts"), (401, 401, 403, 200, 200, 200)),
+    # micro-lesson recording (issue 6): staff of the class only
+    (Call("POST", "/api/v1/recordings", "speech.create_recording",
+          body={"class_id": "{class_a}", "title": "matrix", "source": "live", "request_id": "6d1f6a52-8a43-4f0e-9a57-3f1f3a0e0006"}),
+     (401, 401, 403, 201, 404, 201)),
+    (Call("GET", "/api/v1/recordings", "speech.list_recordings"), (401, 401, 403, 200, 200, 200)),
+    (Call("GET", "/api/v1/recordings/999999", "speech.get_recording"), (401, 401, 403, 404, 404, 404)),
+    (Call("PUT", "/api/v1/recordings/999999/media", "speech.upload_recording", body=b"RIFF", content_type="audio/wav"), (401, 401, 403, 404, 404, 404)),
+    (Call("POST", "/api/v1/recordings/999999/live?seq=1", "speech.live_audio", body=b"\0\0", content_type="application/octet-stream"),
+     (401, 401, 403, 404, 404, 404)),
+    (Call("POST", "/api/v1/recordings/999999/finish", "speech.finish_recording"), (401, 401, 403, 404, 404, 404)),
+    (Call("GET", "/api/v1/recordings/999999/media", "speech.recording_media"), (401, 401, 403, 404, 404, 404)),
+    (Call("GET", "/api/v1/recordings/999999/transcript.vtt", "speech.export_transcript"), (401, 401, 403, 404, 404, 404)),
+    (Call("GET", "/api/v1/speech/search?q=abc", "speech.search_transcripts"), (401, 401, 403, 200, 200, 200)),
+    (Call("GET", "/api/v1/speech/status", "speech.speech_status"), (401, 401, 403, 200, 200, 200)),
     # lessons (issue 3): the demo's sample lesson is lesson 1; lesson frames authenticate with their URL token only
     (Call("GET", "/api/v1/lessons", "lessons.list_lessons"), (401, 401, 200, 200, 200, 200)),
     (Call("GET", "/api/v1/lessons/1", "lessons.get_lesson"), (401, 401, 200, 200, 200, 200)),
@@ -102,6 +116,7 @@ NOT_API = {"static"}
 PUBLIC_WEB = {
     "web.index": "/", "web.student": "/student", "web.teacher": "/teacher", "web.admin": "/admin",
     "web.manifest": "/manifest.webmanifest", "web.favicon": "/favicon.ico", "web.static_file": None,
+    "speech.speech_page": "/speech",
 }
 
 
