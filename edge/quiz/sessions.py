@@ -1,0 +1,277 @@
+"""Live quiz sessions: start, close, answer, mark.
+
+Everything a tablet may learn about an item before it closes comes from
+:func:`edge.quiz.items.public_view`; keys and explanations leave the hub for a
+student only through :func:`edge.quiz.views.student_results`, and only for
+closed items.
+
+Answer times: a tablet sends ``answered_at`` and ``sent_at`` on its own clock;
+the hub estimates when the answer was made on *its* clock as
+``received_at - (sent_at - answered_at)``, so a tablet whose clock is wrong is
+judged fairly, and an answer kept offline is accepted after the close when it
+was made before the close and arrives within the session's grace window.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from edge import outbox
+from edge.quiz import bank, xapi
+from edge.quiz.items import ItemError, grade, n_blanks, validate_response
+from edge.quiz.learning_hook import record_answer_for_learning
+from edge.storage.db import Database, transaction
+
+log = logging.getLogger(__name__)
+
+# An answer may not claim to be older than its item by more than this (tablet clock noise).
+_OPEN_SKEW_S = 5.0
+
+
+class QuizError(Exception):
+    def __init__(self, status: int, slug: str, message: str) -> None:
+        super().__init__(message)
+        self.status, self.slug = status, slug
+
+
+@dataclass(frozen=True)
+class HubFacts:
+    """What grading needs from the running hub."""
+
+    hub_id: str
+    timezone: str
+
+
+# -- channels and event types (spelled once) ----------------------------------------------
+
+def class_channel(class_id: int) -> str:
+    return f"class:{class_id}"
+
+
+def staff_channel(class_id: int) -> str:
+    return f"staff:{class_id}"
+
+
+EV_STARTED, EV_CLOSED, EV_ANSWER, EV_MARKED = "quiz.started", "quiz.closed", "quiz.answer", "quiz.marked"
+
+
+# -- sessions ---------------------------------------------------------------------------------
+
+
+def start_session(db: Database, bus: Any, *, class_id: int, user_id: int | None, kind: str, item_ids: list[int],
+                  quiz_id: int | None, title: str, allow_change: bool, grace_s: float, time_limit_s: float | None) -> int:
+    """Open a session of ``item_ids`` for the class and push it to the tablets. Caller calls ``bus.wake()`` after."""
+    if not item_ids:
+        raise QuizError(422, "empty-quiz", "a session needs at least one question")
+    if len(set(item_ids)) != len(item_ids):
+        raise QuizError(422, "duplicate-question", "a question appears twice in the session")
+    items = bank.get_items(db, item_ids)
+    missing = [i for i in item_ids if i not in items]
+    if missing:
+        raise QuizError(404, "no-such-question", f"question {missing[0]} is not in the bank")
+    now = time.time()
+    closes_at = now + time_limit_s if time_limit_s else None
+    with transaction(db):
+        cur = db.conn.execute(
+            "INSERT INTO quiz_sessions (uuid, class_id, quiz_id, title, kind, allow_change, grace_s, time_limit_s, started_by, started_at)"
+            " VALUES (?,?,?,?,?,?,?,?,?,?)",
+            (str(uuid.uuid4()), class_id, quiz_id, title[:200], kind, int(allow_change), grace_s, time_limit_s, user_id, now),
+        )
+        sid = int(cur.lastrowid or 0)
+        db.conn.executemany(
+            "INSERT INTO quiz_session_items (session_id, item_id, position, opened_at, closes_at) VALUES (?,?,?,?,?)",
+            [(sid, iid, pos, now, closes_at) for pos, iid in enumerate(item_ids)],
+        )
+        bus.emit(db, class_channel(class_id), EV_STARTED, {"session_id": sid, "kind": kind, "title": title[:200], "closes_at": closes_at})
+    log.info("quiz session started", extra={"session_id": sid, "class_id": class_id, "kind": kind, "items": len(item_ids)})
+    return sid
+
+
+def session_row(db: Database, session_id: int) -> dict[str, Any] | None:
+    r = db.execute("SELECT id, uuid, class_id, quiz_id, title, kind, allow_change, grace_s, time_limit_s, started_at, closed_at"
+                   " FROM quiz_sessions WHERE id = ?", (session_id,)).fetchone()
+    if r is None:
+        return None
+    keys = ("id", "uuid", "class_id", "quiz_id", "title", "kind", "allow_change", "grace_s", "time_limit_s", "started_at", "closed_at")
+    return dict(zip(keys, r, strict=True))
+
+
+def close(db: Database, bus: Any, session_id: int, item_id: int | None = None) -> list[int]:
+    """Close one item of a session, or the whole session. Returns the items closed now."""
+    s = session_row(db, session_id)
+    if s is None:
+        raise QuizError(404, "no-such-session", "no such quiz session")
+    now = time.time()
+    with transaction(db):
+        if item_id is None:
+            rows = db.conn.execute("SELECT item_id FROM quiz_session_items WHERE session_id = ? AND closed_at IS NULL", (session_id,)).fetchall()
+            db.conn.execute("UPDATE quiz_session_items SET closed_at = ? WHERE session_id = ? AND closed_at IS NULL", (now, session_id))
+            db.conn.execute("UPDATE quiz_sessions SET closed_at = ? WHERE id = ? AND closed_at IS NULL", (now, session_id))
+        else:
+            rows = db.conn.execute("SELECT item_id FROM quiz_session_items WHERE session_id = ? AND item_id = ? AND closed_at IS NULL",
+                                   (session_id, item_id)).fetchall()
+            if not db.conn.execute("SELECT 1 FROM quiz_session_items WHERE session_id = ? AND item_id = ?", (session_id, item_id)).fetchone():
+                raise QuizError(404, "no-such-question", "that question is not in this session")
+            db.conn.execute("UPDATE quiz_session_items SET closed_at = ? WHERE session_id = ? AND item_id = ? AND closed_at IS NULL",
+                            (now, session_id, item_id))
+            if not db.conn.execute("SELECT 1 FROM quiz_session_items WHERE session_id = ? AND closed_at IS NULL", (session_id,)).fetchone():
+                db.conn.execute("UPDATE quiz_sessions SET closed_at = ? WHERE id = ? AND closed_at IS NULL", (now, session_id))
+        closed = [r[0] for r in rows]
+        if closed:
+            # No key in the event: a tablet fetches its own results, which records that it has seen them.
+            bus.emit(db, class_channel(s["class_id"]), EV_CLOSED, {"session_id": session_id, "item_ids": closed})
+    return closed
+
+
+def effective_close(item_closed_at: float | None, session_closed_at: float | None, closes_at: float | None) -> float | None:
+    times = [t for t in (item_closed_at, session_closed_at, closes_at) if t is not None]
+    return min(times) if times else None
+
+
+# -- answers ----------------------------------------------------------------------------------
+
+
+@dataclass
+class AnswerIn:
+    client_id: str
+    session_id: int
+    item_id: int
+    student_id: int
+    response: dict[str, Any]
+    final: bool
+    answered_at: float
+    sent_at: float | None
+
+
+def _request_sha(a: AnswerIn) -> str:
+    # sent_at changes with every resend; it is not part of what the answer *is*.
+    blob = json.dumps([a.session_id, a.item_id, a.student_id, a.response, a.final, a.answered_at], sort_keys=True, ensure_ascii=False)
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def _ack(client_id: str, session_id: int, item_id: int, outcome: str, received_at: float) -> dict[str, Any]:
+    return {"client_id": client_id, "session_id": session_id, "item_id": item_id, "status": outcome, "received_at": received_at}
+
+
+_SESSION_ITEM_SQL = (
+    "SELECT s.class_id, s.uuid, s.allow_change, s.grace_s, s.closed_at, si.opened_at, si.closes_at, si.closed_at"
+    " FROM quiz_sessions s JOIN quiz_session_items si ON si.session_id = s.id WHERE s.id = ? AND si.item_id = ?"
+)
+
+
+def submit_answer(db: Database, bus: Any, facts: HubFacts, a: AnswerIn, principal_student_id: int, principal_class_id: int) -> tuple[dict[str, Any], bool]:
+    """Record, grade and acknowledge one answer. Returns (ack, created); a retry returns the same ack with created False.
+
+    The ack never says whether the answer is right. Raises :class:`QuizError`.
+    """
+    if a.student_id != principal_student_id:
+        raise QuizError(409, "wrong-student", "this answer belongs to another student; sign in as that student to send it")
+    sha = _request_sha(a)
+    item = bank.get_item(db, a.item_id)
+    with transaction(db):
+        prev = db.conn.execute("SELECT session_id, item_id, student_id, request_sha, outcome, received_at FROM quiz_submissions WHERE client_id = ?",
+                               (a.client_id,)).fetchone()
+        if prev is not None:
+            if prev[3] != sha:
+                raise QuizError(409, "replayed-id", "this answer id was already used for a different answer")
+            return _ack(a.client_id, prev[0], prev[1], prev[4], prev[5]), False
+        row = db.conn.execute(_SESSION_ITEM_SQL, (a.session_id, a.item_id)).fetchone()
+        if row is None or row[0] != principal_class_id or item is None:
+            raise QuizError(404, "no-such-question", "this question is not open for your class")
+        class_id, registration, allow_change, grace_s, s_closed, opened_at, closes_at, i_closed = row
+        now = time.time()
+        made_at = _hub_time(a, now)
+        close_at = effective_close(i_closed, s_closed, closes_at)
+        if close_at is not None and now > close_at:
+            if made_at > close_at:
+                raise QuizError(409, "question-closed", "this question has closed")
+            if now > close_at + grace_s:
+                raise QuizError(409, "question-closed", "this answer arrived after the grace period for offline answers")
+            if db.conn.execute("SELECT 1 FROM quiz_reveals WHERE session_id = ? AND item_id = ? AND student_id = ?",
+                               (a.session_id, a.item_id, a.student_id)).fetchone():
+                raise QuizError(409, "question-closed", "the answer was already shown on this tablet")
+        if made_at < opened_at - _OPEN_SKEW_S:
+            made_at = opened_at  # a tablet clock far behind: never before the question existed
+        try:
+            response = validate_response(item.type, len(item.options), n_blanks(item.type, item.key), a.response, item.allow_photo)
+        except ItemError as exc:
+            raise QuizError(422, "bad-answer", str(exc)) from None
+        if "photo_id" in response and not db.conn.execute("SELECT 1 FROM quiz_photos WHERE id = ? AND student_id = ?",
+                                                          (response["photo_id"], a.student_id)).fetchone():
+            raise QuizError(422, "bad-answer", "upload the photo before sending the answer")
+        cur_ans = db.conn.execute("SELECT id, final, client_time, changes FROM quiz_answers WHERE session_id = ? AND item_id = ? AND student_id = ?",
+                                  (a.session_id, a.item_id, a.student_id)).fetchone()
+        outcome = "accepted"
+        if cur_ans is not None:
+            if cur_ans[2] > made_at:
+                outcome = "superseded"  # an older change arriving after a newer one: kept as history only
+            elif cur_ans[1]:
+                raise QuizError(409, "already-submitted", "this question was already submitted")
+            elif not allow_change:
+                raise QuizError(409, "no-changes", "answers to this quiz cannot be changed")
+        db.conn.execute("INSERT INTO quiz_submissions (client_id, session_id, item_id, student_id, request_sha, outcome, received_at)"
+                        " VALUES (?,?,?,?,?,?,?)", (a.client_id, a.session_id, a.item_id, a.student_id, sha, outcome, now))
+        if outcome == "superseded":
+            return _ack(a.client_id, a.session_id, a.item_id, outcome, now), True
+        g = grade(item.type, item.key, item.points, response)
+        resp_json = json.dumps(response, ensure_ascii=False, separators=(",", ":"))
+        if cur_ans is None:
+            db.conn.execute(
+                "INSERT INTO quiz_answers (session_id, item_id, student_id, client_id, response, final, client_time, received_at, correct, score)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?)",
+                (a.session_id, a.item_id, a.student_id, a.client_id, resp_json, int(a.final), made_at, now,
+                 None if g.correct is None else int(g.correct), g.score))
+        else:
+            db.conn.execute(
+                "UPDATE quiz_answers SET client_id = ?, response = ?, final = ?, client_time = ?, received_at = ?, correct = ?, score = ?,"
+                " marked_by = NULL, changes = changes + 1 WHERE id = ?",
+                (a.client_id, resp_json, int(a.final), made_at, now, None if g.correct is None else int(g.correct), g.score, cur_ans[0]))
+        if g.correct is not None:
+            _record_graded(db, facts, item, a.student_id, a.client_id, response, g.correct, float(g.score or 0.0), registration, made_at)
+        answered = db.conn.execute("SELECT COUNT(*) FROM quiz_answers WHERE session_id = ? AND item_id = ?", (a.session_id, a.item_id)).fetchone()[0]
+        bus.emit(db, staff_channel(class_id), EV_ANSWER, {
+            "session_id": a.session_id, "item_id": a.item_id, "student_id": a.student_id, "client_id": a.client_id,
+            "response": response, "correct": g.correct, "answered": answered, "final": a.final,
+        })
+    return _ack(a.client_id, a.session_id, a.item_id, outcome, now), True
+
+
+def _hub_time(a: AnswerIn, now: float) -> float:
+    if a.sent_at is not None:
+        return now - max(0.0, a.sent_at - a.answered_at)
+    return min(a.answered_at, now)
+
+
+def _record_graded(db: Database, facts: HubFacts, item: bank.StoredItem, student_id: int, seed: str, response: dict[str, Any],
+                   correct: bool, score: float, registration: str, at: float) -> None:
+    """The xAPI statement and the learning record, in the caller's (grading) transaction."""
+    pseudo = db.conn.execute("SELECT pseudo_id FROM students WHERE id = ?", (student_id,)).fetchone()[0]
+    stmt = xapi.answered(statement_uuid=xapi.statement_id(seed), hub_id=facts.hub_id, pseudo_id=pseudo, item=item, response=response,
+                         correct=correct, score=score, registration=registration, at=at, tz=facts.timezone)
+    outbox.append(db, xapi.XAPI_EVENT, stmt, event_id=stmt["id"])
+    record_answer_for_learning(db, student_id, item.uid, item.knowledge_points, correct, at)
+
+
+def mark_answer(db: Database, bus: Any, facts: HubFacts, answer_id: int, score: float, user_id: int, allowed_classes: list[int] | None) -> dict[str, Any]:
+    """The teacher marks an answer (short answers; or overrides a grade)."""
+    with transaction(db):
+        r = db.conn.execute(
+            "SELECT a.session_id, a.item_id, a.student_id, a.client_id, a.response, a.client_time, s.class_id, s.uuid"
+            " FROM quiz_answers a JOIN quiz_sessions s ON s.id = a.session_id WHERE a.id = ?", (answer_id,)).fetchone()
+        if r is None or (allowed_classes is not None and r[6] not in allowed_classes):
+            raise QuizError(404, "no-such-answer", "no such answer")
+        item = bank.get_item(db, r[1])
+        assert item is not None
+        if not 0 <= score <= item.points:
+            raise QuizError(422, "bad-score", f"the score is 0 to {item.points}")
+        correct = score >= item.points
+        db.conn.execute("UPDATE quiz_answers SET score = ?, correct = ?, marked_by = ? WHERE id = ?", (score, int(correct), user_id, answer_id))
+        _record_graded(db, facts, item, r[2], f"{r[3]}:mark:{uuid.uuid4()}", json.loads(r[4]), correct, score, r[7], r[5])
+        bus.emit(db, staff_channel(r[6]), EV_MARKED, {"session_id": r[0], "item_id": r[1], "student_id": r[2], "correct": correct})
+    return {"answer_id": answer_id, "score": score, "correct": correct}
