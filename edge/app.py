@@ -70,6 +70,7 @@ BLUEPRINTS = [
     "edge.quiz.api",
     "edge.lessons.api",
     "edge.web",
+    "edge.speech.api",
 ]
 
 
@@ -105,4 +106,5 @@ def _install_request_hooks(app: APIFlask) -> None:
 
 def _accepts_raw_upload() -> bool:
     # Endpoints documented as taking a raw body (CSV, files) check the type themselves.
-    return request.endpoint in {"accounts.import_roster", "quiz.import_questions", "quiz.upload_photo"}
+    return request.endpoint in {"accounts.import_roster", "speech.upload_recording", "speech.live_audio",
+                                "quiz.import_questions", "quiz.upload_photo"}
