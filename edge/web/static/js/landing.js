@@ -2,16 +2,16 @@
 // page, an enrolled tablet to the sign-in screen); otherwise offer the choices.
 
 import { api } from "./api.js";
-import { $, showScreen, startPage, whoAmI } from "./ui.js";
+import { $, sessionInfo, showScreen, startPage } from "./ui.js";
 
 const HOME = { student: "/student", teacher: "/teacher", admin: "/admin" };
 
 async function main() {
   await startPage();
-  const me = await whoAmI().catch(() => null);
+  const info = await sessionInfo().catch(() => null);
+  const me = info && info.user;
   if (me && HOME[me.role]) return location.replace(HOME[me.role]);
-  const enrolled = await api("GET", "/signin/students").then(() => true, () => false);
-  if (enrolled) return location.replace("/student");
+  if (info && info.device && info.device.kind === "student") return location.replace("/student");
   try {
     const hub = await api("GET", "/hub");
     $("#hub-name").textContent = [hub.school, hub.room].filter(Boolean).join(" · ") || hub.name;

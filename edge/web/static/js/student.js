@@ -7,7 +7,7 @@
 
 import { api, ApiError, uuid4 } from "./api.js";
 import { translate } from "./i18n.js";
-import { $, clock, h, setMessage, showError, showScreen, startPage, tr, whoAmI } from "./ui.js";
+import { $, clock, h, sessionInfo, setMessage, showError, showScreen, startPage, tr } from "./ui.js";
 
 const CLASS_KEY = "hub.tablet.class";
 const PIN_MAX = 6;
@@ -41,8 +41,10 @@ function storedClass() {
 
 async function route(reason) {
   let me = null;
+  let info = null;
   try {
-    me = await whoAmI();
+    info = await sessionInfo();
+    me = info.user;
   } catch (err) {
     showScreen("screen-pair");
     showError($("#pair-msg"), err);
@@ -52,6 +54,11 @@ async function route(reason) {
   if (me && me.role !== "student") {
     // A staff login on this browser: this is not a student tablet session.
     location.assign(me.role === "admin" ? "/admin" : "/teacher");
+    return;
+  }
+  if (!info.device) {
+    // Not enrolled (or revoked): no request that would only answer 401.
+    showPair(reason === "revoked" || reason === "session-lost" ? "pair.revoked" : null);
     return;
   }
   try {

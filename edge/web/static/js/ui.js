@@ -148,14 +148,14 @@ export function setupLogin(form, onSuccess) {
   });
 }
 
+/** The hub's view of this browser: { user, device, limits }; never a 401. */
+export async function sessionInfo() {
+  return api("GET", "/session");
+}
+
 /** Who is signed in, or null. */
 export async function whoAmI() {
-  try {
-    return await api("GET", "/me");
-  } catch (err) {
-    if (err.status === 401) return null;
-    throw err;
-  }
+  return (await sessionInfo()).user;
 }
 
 export async function logout() {
