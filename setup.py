@@ -21,6 +21,7 @@ setup(
             "web/static/**/*",
             "web/templates/*",
             "demo/data/*",
+            "quiz/demo/*",
             "lessons/demo_lesson/*",
             "lessons/demo_lesson/**/*",
             "speech/page.html",
