@@ -19,6 +19,7 @@ import stat
 import time
 import uuid
 import zipfile
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -100,8 +101,11 @@ def _inspect(zf: zipfile.ZipFile) -> dict[str, zipfile.ZipInfo]:
 def _read_small(zf: zipfile.ZipFile, info: zipfile.ZipInfo, limit: int) -> bytes:
     if info.file_size > limit:
         raise ImportRefused(f"{info.filename} is larger than {limit} bytes")
-    with zf.open(info) as fh:
-        return fh.read(limit + 1)[:limit]
+    try:
+        with zf.open(info) as fh:
+            return fh.read(limit + 1)[:limit]
+    except (zipfile.BadZipFile, zlib.error, EOFError) as exc:
+        raise ImportRefused(f"{info.filename} is damaged in the archive: {exc}") from None
 
 
 def verify_manifest(zf: zipfile.ZipFile, entries: dict[str, zipfile.ZipInfo], public_key: str) -> tuple[bytes, str, Manifest]:
@@ -146,7 +150,7 @@ def _extract(zf: zipfile.ZipFile, info: zipfile.ZipInfo, expected_sha: str, expe
                     progress(len(chunk))
             dst.flush()
             os.fsync(dst.fileno())
-    except zipfile.BadZipFile as exc:
+    except (zipfile.BadZipFile, zlib.error, EOFError) as exc:
         raise ImportRefused(f"{info.filename} is damaged in the archive: {exc}") from None
     if n != expected_size:
         raise ImportRefused(f"{info.filename} has {n} bytes, the manifest says {expected_size}")
