@@ -26,7 +26,7 @@ setup(
             "lessons/demo_lesson/**/*",
             "speech/page.html",
         ],
-        "models": ["speech/manifest.json"],
+        "models": ["speech/manifest.json", "kt/*.onnx", "kt/manifest.json"],
     },
     install_requires=[
         "flask>=3.1,<4",
@@ -63,6 +63,9 @@ setup(
         "defusedxml>=0.7",
         # Pillow: a student's photo answer must really decode as an image, within pixel limits.
         "pillow>=10",
+        # onnxruntime: runs the knowledge-tracing model (models/kt/*.onnx) on the hub's CPU,
+        # one answer per step in tens of microseconds, without shipping a training framework.
+        "onnxruntime>=1.18",
     ],
     extras_require={
         "test": [
