@@ -148,6 +148,7 @@ class SpeechSection(_Section):
     silence_dbfs: float = Field(-55.0, le=0, description="Audio quieter than this (dBFS RMS) for over a second is not fed to the recognizer; its time still counts.")
     live_idle_timeout_s: float = Field(30.0, gt=0, le=3600, description="A live stream without new audio for this long is closed and its partial transcript kept.")
     max_recording_s: int = Field(3 * 3600, ge=60, description="Longest recording accepted (seconds).")
+    max_upload_bytes: int = Field(2 * 1024**3, ge=1_048_576, description="Largest recording file accepted (a 45-minute lesson is ~90 MB as WAV, more as video).")
     retention_days: int = Field(180, ge=1, description="Recordings' audio is deleted after this many days; transcripts stay.")
     outbox_audio: bool = Field(False, description="Also offer the recording's audio to the district (a file reference in the transcript event).")
 
