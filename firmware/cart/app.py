@@ -217,7 +217,8 @@ class App:
             status_every += 1
             if status_every % 2 == 0:
                 store.save(self.root + "/status.json", self.status())
-            if run_ms and ticks_diff(ticks_ms(), self.t0) >= run_ms:
+            # run_ms (tests, demo) never cuts a trial short: the trial deadline decides it
+            if run_ms and ticks_diff(ticks_ms(), self.t0) >= run_ms and not self.ota.in_trial:
                 self.stop = True
         store.save(self.root + "/status.json", self.status())
         for t in tasks:
