@@ -14,6 +14,7 @@ import unicodedata
 
 _SPACES = re.compile(r"\s+")
 _ASCII_WORD = re.compile(r"[0-9a-z]")
+_THOUSANDS = re.compile(r"[-+]?\d{1,3}(,\d{3})+(\.\d+)?%?")
 # Punctuation NFKC leaves alone but that a student types either way.
 _FOLD = str.maketrans({"。": ".", "、": ",", "“": '"', "”": '"', "‘": "'", "’": "'", "—": "-", "－": "-"})
 
@@ -38,10 +39,10 @@ def parse_number(text: str) -> float | None:
     s = normalise_text(text).replace(" ", "")
     if not s:
         return None
-    if s.count(",") == 1 and "." not in s:
-        s = s.replace(",", ".")
-    else:
-        s = s.replace(",", "")
+    if _THOUSANDS.fullmatch(s):
+        s = s.replace(",", "")  # 1,000 and 12,345.6: grouping commas
+    elif s.count(",") == 1 and "." not in s:
+        s = s.replace(",", ".")  # 3,5: a decimal comma
     try:
         if s.endswith("%"):
             return float(s[:-1]) / 100

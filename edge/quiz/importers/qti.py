@@ -144,7 +144,9 @@ def _item(root: Element) -> ItemSpec:
             decl = decls.get(e.get("responseIdentifier", ""))
             if decl is None:
                 raise ItemError("a text entry has no responseDeclaration")
-            accepted = decl["correct"] + [k for k, v in decl["mapped"] if v > 0 and k not in decl["correct"]]
+            # Only full-credit mappings are right answers (partial credit is not a grade the hub gives).
+            full = max((v for _, v in decl["mapped"]), default=0.0)
+            accepted = decl["correct"] + [k for k, v in decl["mapped"] if v > 0 and v >= full and k not in decl["correct"]]
             if not accepted:
                 raise ItemError("a text entry has no correct response")
             if decl["baseType"] in ("float", "integer") and len(entries) == 1:
