@@ -247,14 +247,14 @@ def get_recording(recording_id: int) -> dict[str, Any]:
 @bp.output(RecordingOut)
 @bp.doc(
     summary="Upload the recording's file (raw body: wav, mp3, m4a/aac, ogg/opus, webm, mp4); it is queued for transcription",
-    responses={404: "No such recording", 409: "Already uploaded or a live recording", 413: "Larger than http.max_upload_bytes",
+    responses={404: "No such recording", 409: "Already uploaded or a live recording", 413: "Larger than speech.max_upload_bytes",
                422: "Not readable audio (empty, truncated before any audio, no audio track)", 507: "Disk reserve reached"},
 )
 def upload_recording(recording_id: int) -> dict[str, Any]:
     _enabled()
     _recording(recording_id)
     hub = current_hub()
-    request.max_content_length = hub.config.http.max_upload_bytes
+    request.max_content_length = hub.config.speech.max_upload_bytes
     try:
         return service.store_upload(hub.config, db(), recording_id, request.stream, request.content_length)
     except service.SpeechError as err:

@@ -197,10 +197,11 @@ class Transcriber:
     def finish(self) -> None:
         """Feed what is left (a last partial block included) and emit the last utterance."""
         if self._pending:
-            tail = bytes(self._pending) + b"\0\0" * (BLOCK - len(self._pending) // 2)
+            real = len(self._pending) // 2
+            tail = bytes(self._pending[: real * 2]) + b"\0\0" * (BLOCK - real)
             self._pending.clear()
             self._feed_block(self._pos, tail)
-            self._pos += len(tail) // 2
+            self._pos += real  # the padding is not part of the recording
         self._flush()
 
     def close(self) -> None:

@@ -108,7 +108,7 @@ def store_upload(config: HubConfig, db: Database, recording_id: int, stream: IO[
         raise SpeechError(409, "not-an-upload", "this recording is live; send its audio to /live")
     if media_file or state != "receiving":
         raise SpeechError(409, "already-uploaded", "this recording already has its audio")
-    limit = config.http.max_upload_bytes
+    limit = config.speech.max_upload_bytes
     if declared_bytes is not None and declared_bytes > limit:
         raise SpeechError(413, "too-large", f"a recording may be at most {limit // 1_048_576} MB")
     try:
