@@ -23,7 +23,7 @@ import requests
 from edge.config import HubConfig
 from edge.lessons.store import content_root, free_bytes
 
-CHUNK = 1 << 20
+CHUNK = 64 * 1024  # small enough that a dropped connection keeps most of what arrived
 MAX_PACKAGE_BYTES = 8 * 1024**3
 
 
@@ -71,15 +71,19 @@ def _attempt(url: str, part: Path, timeout: float, reserve: int, data_dir: Path,
             if progress and have:
                 progress(have)
             with part.open(mode) as fh:
-                for chunk in resp.iter_content(CHUNK):
-                    fh.write(chunk)
-                    have += len(chunk)
-                    if progress:
-                        progress(len(chunk))
-                    if have > MAX_PACKAGE_BYTES:
-                        raise DownloadError(f"{url}: larger than any lesson package may be")
-                fh.flush()
-                os.fsync(fh.fileno())
+                try:
+                    for chunk in resp.iter_content(CHUNK):
+                        fh.write(chunk)
+                        have += len(chunk)
+                        if progress:
+                            progress(len(chunk))
+                        if have > MAX_PACKAGE_BYTES:
+                            raise DownloadError(f"{url}: larger than any lesson package may be")
+                except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError):
+                    raise _Retry(f"truncated: the connection closed after {have} of {total or '?'} bytes") from None
+                finally:
+                    fh.flush()
+                    os.fsync(fh.fileno())
             if total is not None and have != total:
                 raise _Retry(f"truncated: got {have} of {total} bytes")
     except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as exc:
