@@ -83,6 +83,7 @@ def seed_demo(config: HubConfig) -> DemoCredentials:
 # roster exists.
 DEMO_CONTENT: list[str] = [
     "edge.lessons.demo:add_sample_lesson",
+    "edge.devices.demo:seed_cart",
 ]
 
 
