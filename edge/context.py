@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from flask import current_app
@@ -21,6 +22,8 @@ class Hub:
     hub_id: str
     hub_secret: str
     bus: LiveBus
+    #: Under ``serve``: the file where the arbiter records mDNS registration.
+    discovery_state: Path | None = None
 
     @property
     def db(self) -> Database:

@@ -8,6 +8,7 @@ and never a stack trace. Raise :func:`problem` from a view.
 from __future__ import annotations
 
 import logging
+import sqlite3
 from typing import Any, NoReturn
 
 from apiflask import HTTPError
@@ -149,5 +150,13 @@ def install_error_handlers(app: Flask) -> None:
     def _unexpected(exc: Exception) -> Response:
         if isinstance(exc, HTTPException):
             return _from_werkzeug(exc)
+        if isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc):
+            # busy_timeout ran out under a burst of writes: nothing was written,
+            # and a retry moments later succeeds.
+            log.warning("database busy", extra={"path": request.path, "method": request.method})
+            return problem_response(
+                HTTPError(503, message="Service Unavailable", detail="the hub is busy; try again in a moment",
+                          headers={"Retry-After": "1"}, extra_data={"type": TYPE_BASE + "busy"})
+            )
         log.exception("unhandled error", extra={"path": request.path, "method": request.method})
         return problem_response(HTTPError(500, message="Internal Server Error", detail="the hub could not complete this request; it has been logged"))

@@ -37,7 +37,23 @@ def disk_above_reserve(hub: Hub) -> tuple[bool, str]:
     return True, f"{free // 1_048_576} MB free"
 
 
+def discovery_settled(hub: Hub) -> tuple[bool, str]:
+    """Under ``serve``, ready only once mDNS registration has finished (or failed:
+    the hub then still serves by address, and says so)."""
+    if not hub.config.discovery.enabled:
+        return True, "disabled"
+    path = hub.discovery_state
+    if path is None:
+        return True, "not advertised by this process"  # the app without the server (tests, tools)
+    try:
+        state = path.read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        return False, "mDNS registration in progress"
+    return True, state
+
+
 READINESS: dict[str, Check] = {
+    "discovery": discovery_settled,
     "database": database_reachable,
     "migrations": migrations_done,
     "disk": disk_above_reserve,

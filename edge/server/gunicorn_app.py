@@ -34,6 +34,8 @@ from edge.runtime import systemd
 
 log = logging.getLogger(__name__)
 
+DISCOVERY_STATE_FILE = "discovery.state"
+
 
 class _Advertising:
     """Starts the mDNS advertiser off the arbiter's loop and reports its state."""
@@ -47,6 +49,7 @@ class _Advertising:
 
     def start(self) -> None:
         if not self.config.discovery.enabled:
+            self._record("disabled")
             self.registered.set()
             return
         threading.Thread(target=self._run, name="mdns-start", daemon=True).start()
@@ -69,7 +72,12 @@ class _Advertising:
         except Exception as exc:  # the hub still serves by address without mDNS
             self.failed = str(exc)
             log.error("mDNS advertising failed; tablets must be given the address", extra={"error": str(exc)})
+        self._record(f"failed: {self.failed}" if self.failed else "registered")
         self.registered.set()
+
+    def _record(self, state: str) -> None:
+        # The workers' /readyz reads this: the arbiter's advertiser is not theirs to ask.
+        write_discovery_state(self.config, state)
 
     def alive(self) -> bool:
         if not self.config.discovery.enabled or self.failed:
@@ -184,7 +192,9 @@ class HubApplication(BaseApplication):
     def load(self) -> Any:
         from edge.app import create_app
 
-        return create_app(self.hub_config)
+        app = create_app(self.hub_config)
+        app.extensions["classroom_hub"].discovery_state = self.hub_config.run_dir / DISCOVERY_STATE_FILE
+        return app
 
     def _when_ready(self, server: Arbiter) -> None:
         self.advertising.start()
@@ -244,6 +254,13 @@ def _child_exit(server: Arbiter, worker: Any) -> None:
     multiprocess.mark_process_dead(worker.pid)
 
 
+def write_discovery_state(config: HubConfig, state: str) -> None:
+    path = config.run_dir / DISCOVERY_STATE_FILE
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(state, encoding="utf-8")
+    os.replace(tmp, path)
+
+
 def prepare_metrics_dir(config: HubConfig) -> None:
     """Point prometheus-client at a fresh per-boot directory (before it is imported)."""
     path = config.run_dir / "metrics"
@@ -258,6 +275,7 @@ def serve(config: HubConfig) -> None:
     from edge.storage.setup import prepare_storage
 
     hub_id, _, applied = prepare_storage(config)
+    (config.run_dir / DISCOVERY_STATE_FILE).unlink(missing_ok=True)
     if applied:
         log.info("database migrated", extra={"versions": applied})
     HubApplication(config, hub_id).run()
