@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 # chromium: browser tests; mosquitto: MQTT tests; iproute2: network namespaces;
 # systemd: systemd-analyze for the unit tests; fonts-noto-cjk: Chinese glyphs, so
 # the browser layout tests measure real text rather than fallback boxes.
-DEBIAN_PACKAGES="python3-venv python3-pip chromium fonts-noto-cjk mosquitto iproute2 systemd"
+DEBIAN_PACKAGES="python3-venv python3-pip chromium fonts-noto-cjk mosquitto iproute2 systemd strace"
 PIP_EXTRAS="[test]"
 . edge/bootstrap-venv.sh
 
