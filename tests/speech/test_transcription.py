@@ -8,11 +8,11 @@ import statistics
 from pathlib import Path
 
 from edge.speech.recognizer import SpeechModel
+from tests.hub.support import HubEnv
 
 from .conftest import recording, run_worker, upload, words
 from .media import CLIP, REF_TEXT, REF_WORDS, lesson, write_wav
 from .quality import cer, word_start_errors
-from tests.hub.support import HubEnv
 
 
 def test_reference_clip_is_transcribed_with_word_times_and_confidences(hub: HubEnv, speech_model: SpeechModel) -> None:
