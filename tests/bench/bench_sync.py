@@ -1,0 +1,234 @@
+"""District sync: one classroom's school day, the naive baseline, and a fleet.
+
+    .venv/bin/python tests/bench/bench_sync.py [--fleet-hubs 311] [--fleet-scale 0.1] [--skip-fleet]
+
+Everything real and on this machine: Mosquitto with the repository's district
+configuration (mutual TLS, ACL), ``district-ingest`` processes writing to SQLite,
+the hub's uplink agent reading a real hub database.
+
+1. School day (tests/sync/schoolday.py: 55 students x 8 periods x 20 answers as
+   xAPI statements, sign-ins, tablet + cart telemetry every minute, 6 h of
+   transcript): time from agent start until the district acked everything, and
+   bytes on the wire (MQTT PUBLISH packets of the batches, plus their PUBACKs)
+   against the same events as uncompressed JSON (the body lines).
+2. Naive baseline, same run, same events, same broker and TLS: one MQTT message
+   per event (its JSON line), QoS 1, no batching, into a consumer that writes
+   each event to SQLite. The consumer commits every 500 events (kinder to the
+   baseline than a commit per event), so the comparison isolates the messaging.
+3. Fleet: N hubs, each with its own certificate and a day of data (``--fleet-scale``
+   scales the students per class: 1.0 is the full day above), all starting at
+   once against one Mosquitto and two ingest instances sharing the load. Checks
+   that every event arrived exactly once; reports total time and events/s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sqlite3
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO))
+
+import paho.mqtt.client as mqtt  # noqa: E402
+from paho.mqtt.enums import CallbackAPIVersion  # noqa: E402
+
+from edge import outbox  # noqa: E402
+from edge.storage.db import connect  # noqa: E402
+from sync.district.store import open_store  # noqa: E402
+from sync.wire.batch import event_line  # noqa: E402
+from tests.sync.broker import Broker  # noqa: E402
+from tests.sync.pki import Pki  # noqa: E402
+from tests.sync.schoolday import write_day  # noqa: E402
+from tests.sync.support import DISTRICT, IngestProc, make_hub, wait_for  # noqa: E402
+
+
+def publish_packet_bytes(topic: str, payload_len: int) -> int:
+    """Size of an MQTT v5 QoS 1 PUBLISH (no properties) plus its 4-byte PUBACK."""
+    remaining = 2 + len(topic.encode()) + 2 + 1 + payload_len
+    varint = 1 if remaining < 128 else 2 if remaining < 16384 else 3 if remaining < 2097152 else 4
+    return 1 + varint + remaining + 4
+
+
+def raw_json_bytes(db) -> tuple[int, int]:
+    rows = outbox.read_after(db, 0, 10**9)
+    return len(rows), sum(len(event_line(*r)) for r in rows)
+
+
+def school_day(root: Path, pki: Pki) -> dict:
+    broker = Broker(root / "broker", pki).start()
+    url = f"sqlite:///{root / 'district.sqlite3'}"
+    store = open_store(url)
+    hub = make_hub(root, broker, pki, register=store, sync={"ack_timeout_s": 30.0})
+    write_day(hub.db, hub.hub_id)
+    n, raw = raw_json_bytes(hub.db)
+    ing = IngestProc(broker, pki, url).start()
+    try:
+        agent = hub.agent()
+        t0 = time.monotonic()
+        agent.uplink.enable("bench")
+        agent.uplink.start()
+        wait_for(agent.uplink.drained, 300, "the day to be acked")
+        elapsed = time.monotonic() - t0
+        agent.uplink.stop()
+        p = agent.uplink.progress
+        wire = p.sent_bytes + p.sent_batches * publish_packet_bytes(agent.uplink.topics.batch, 0)
+        seqs = store.event_seqs(hub.hub_id)
+        assert seqs == list(range(1, n + 1)), "not exactly once"
+    finally:
+        ing.stop()
+        broker.stop()
+    return {"events": n, "raw_json": raw, "seconds": elapsed, "wire": wire, "batches": p.sent_batches, "resent": p.resent_batches}
+
+
+def naive(root: Path, pki: Pki) -> dict:
+    """One message per event, QoS 1, into a consumer writing SQLite."""
+    broker = Broker(root / "broker-naive", pki).start()
+    hub = make_hub(root, broker, pki)
+    write_day(hub.db, hub.hub_id)
+    rows = outbox.read_after(hub.db, 0, 10**9)
+    topic = f"edu/{DISTRICT}/{hub.school}/{hub.hub_id}/up/batch"
+    db = sqlite3.connect(root / "naive.sqlite3", isolation_level=None, check_same_thread=False)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("CREATE TABLE events (seq INTEGER PRIMARY KEY, body BLOB)")
+    got = 0
+    pending: list[tuple[int, bytes]] = []
+    done = threading.Event()
+    lock = threading.Lock()
+
+    def on_message(c, u, m):
+        nonlocal got
+        with lock:
+            pending.append((got, m.payload))
+            got += 1
+            if len(pending) >= 500 or got == len(rows):
+                db.execute("BEGIN")
+                db.executemany("INSERT OR IGNORE INTO events VALUES (?, ?)", pending)
+                db.execute("COMMIT")
+                pending.clear()
+            if got == len(rows):
+                done.set()
+
+    def client(cn: str):
+        cert, key = pki.issue(cn)
+        c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"naive-{cn}", protocol=mqtt.MQTTv5)
+        c.tls_set(ca_certs=str(pki.ca_file), certfile=str(cert), keyfile=str(key))
+        c.max_inflight_messages_set(64)
+        c.max_queued_messages_set(0)
+        return c
+
+    consumer = client("district-ingest")
+    consumer.on_message = on_message
+    subscribed = threading.Event()
+    consumer.on_subscribe = lambda *a: subscribed.set()
+    consumer.connect("127.0.0.1", broker.port)
+    consumer.loop_start()
+    consumer.subscribe(f"edu/{DISTRICT}/+/+/up/batch", qos=1)
+    subscribed.wait(10)
+    producer = client(hub.hub_id)
+    producer.connect("127.0.0.1", broker.port)
+    producer.loop_start()
+    wire = 0
+    t0 = time.monotonic()
+    for r in rows:
+        line = event_line(*r)
+        wire += publish_packet_bytes(topic, len(line))
+        producer.publish(topic, line, qos=1)
+    ok = done.wait(600)
+    elapsed = time.monotonic() - t0
+    producer.loop_stop()
+    consumer.loop_stop()
+    broker.stop()
+    assert ok, f"naive consumer got {got} of {len(rows)}"
+    return {"events": len(rows), "seconds": elapsed, "wire": wire}
+
+
+def fleet(root: Path, pki: Pki, hubs: int, scale: float) -> dict:
+    broker = Broker(root / "broker-fleet", pki).start()
+    url = f"sqlite:///{root / 'fleet.sqlite3'}"
+    store = open_store(url)
+    # One day written once, copied per hub with ids made unique (writing 311 days
+    # one by one would take longer than the sync being measured).
+    template = make_hub(root / "template", broker, pki) if (root / "template").mkdir() is None else None
+    n_per_hub = write_day(template.db, template.hub_id, scale=scale)
+    template.db.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    made = []
+    t_setup = time.monotonic()
+    for i in range(hubs):
+        h = make_hub(root / "fleet", broker, pki, register=None, sync={"inflight_batches": 4, "ack_timeout_s": 30.0}) if i or (root / "fleet").mkdir() is None else None
+        h.db.conn.close()
+        shutil.copy(template.config.db_path, h.config.db_path)
+        for suffix in ("-wal", "-shm"):
+            Path(str(h.config.db_path) + suffix).unlink(missing_ok=True)
+        db = connect(h.config.db_path)
+        db.conn.execute("UPDATE hub_meta SET value = ? WHERE key = 'hub_id'", (h.hub_id,))
+        prefix = f"{i:08x}"
+        db.conn.execute(
+            "UPDATE outbox SET payload = replace(payload, '\"id\":\"' || event_id, '\"id\":\"' || ? || substr(event_id, 9)), "
+            "event_id = ? || substr(event_id, 9)", (prefix, prefix),
+        )
+        h.db = db
+        store.register_hub(h.hub_id, DISTRICT, h.school)
+        made.append(h)
+    setup_s = time.monotonic() - t_setup
+    ingests = [IngestProc(broker, pki, url, str(i)).start() for i in (1, 2)]
+    agents = [h.agent() for h in made]
+    t0 = time.monotonic()
+    for a in agents:
+        a.uplink.enable("bench")
+        a.uplink.start()
+    try:
+        wait_for(lambda: all(a.uplink.drained() for a in agents), 1800, "the fleet to drain")
+        elapsed = time.monotonic() - t0
+    finally:
+        for a in agents:
+            a.uplink.stop()
+        for ing in ingests:
+            ing.stop()
+        broker.stop()
+    counts = store.counts()
+    total = n_per_hub * hubs
+    exact = counts["events"] == total and counts["duplicate_events"] == 0 and counts["batches"] > 0
+    return {"hubs": hubs, "events": total, "per_hub": n_per_hub, "seconds": elapsed, "exactly_once": exact, "setup_s": setup_s,
+            "district_events": counts["events"]}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--fleet-hubs", type=int, default=311)
+    ap.add_argument("--fleet-scale", type=float, default=0.1)
+    ap.add_argument("--skip-fleet", action="store_true")
+    args = ap.parse_args()
+    root = Path(tempfile.mkdtemp(prefix="bench-sync-"))
+    try:
+        pki = Pki(root / "pki")
+        day = school_day(root / "day", pki)
+        print(f"school day: {day['events']} events, {day['raw_json'] / 1e6:.2f} MB JSON -> {day['wire'] / 1e6:.2f} MB on the wire "
+              f"in {day['batches']} batches ({day['resent']} re-sent), all acked in {day['seconds']:.2f} s")
+        base = naive(root / "naive", pki)
+        print(f"naive baseline: {base['events']} messages, {base['wire'] / 1e6:.2f} MB on the wire, {base['seconds']:.2f} s")
+        fl = None
+        if not args.skip_fleet:
+            fl = fleet(root / "fleet-run", pki, args.fleet_hubs, args.fleet_scale)
+            print(f"fleet: {fl['hubs']} hubs x {fl['per_hub']} events = {fl['events']} in {fl['seconds']:.1f} s "
+                  f"({fl['events'] / fl['seconds']:.0f} events/s), exactly once: {fl['exactly_once']}")
+        print("=== SUMMARY ===")
+        print(f"school day to all acked       {day['seconds']:8.2f} s     (target <= 5 s)")
+        print(f"wire / uncompressed JSON      {100 * day['wire'] / day['raw_json']:8.1f} %     (target <= 20 %)")
+        print(f"naive baseline time           {base['seconds']:8.2f} s     ratio {base['seconds'] / day['seconds']:.1f}x (target >= 5x)")
+        print(f"naive baseline bytes          {base['wire'] / 1e6:8.2f} MB    ratio {base['wire'] / day['wire']:.1f}x (target >= 10x)")
+        if fl:
+            print(f"fleet {fl['hubs']} hubs x {fl['per_hub']} events  {fl['seconds']:8.1f} s     {fl['events'] / fl['seconds']:.0f} events/s, "
+                  f"exactly once: {fl['exactly_once']} (target <= 120 s; day scale {args.fleet_scale})")
+        print("=== END SUMMARY ===")
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
