@@ -1,15 +1,17 @@
-"""The seam to personalised learning (issue 8, ``edge/learning``).
+"""The seam to personalised learning (issue 8, ``edge.learning.service``).
 
-Grading and item import call these two functions inside their own transaction.
-When ``edge.learning.service`` provides ``record_answer`` / ``register_items`` they
-are called; until then they do nothing. Capabilities do not read each other's
-tables: this is the whole interface.
+Grading and item import call these inside their own transaction. Learning's
+opinion never decides a grade or an import: its call runs under a SAVEPOINT,
+and if it refuses (an item it cannot use, say) that part is rolled back and
+logged while the grade or the imported question stands. Capabilities do not
+read each other's tables: these two calls are the whole interface.
 """
 
 from __future__ import annotations
 
 import importlib
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from edge.storage.db import Database
@@ -17,24 +19,35 @@ from edge.storage.db import Database
 log = logging.getLogger(__name__)
 
 
-def _learning() -> Any | None:
+def _fn(name: str) -> Callable[..., Any] | None:
     try:
-        return importlib.import_module("edge.learning.service")
+        return getattr(importlib.import_module("edge.learning.service"), name, None)
     except ModuleNotFoundError:
         return None
 
 
-def record_answer_for_learning(db: Database, student_id: int, item_uid: str, knowledge_points: list[str], correct: bool, at: float) -> None:
+def _guarded(db: Database, what: str, call: Callable[[], Any]) -> None:
+    db.conn.execute("SAVEPOINT quiz_learning")
+    try:
+        call()
+    except Exception as exc:  # learning refusing must not undo a grade or an import
+        db.conn.execute("ROLLBACK TO quiz_learning")
+        log.warning("learning did not take this", extra={"what": what, "reason": str(exc)})
+    finally:
+        db.conn.execute("RELEASE quiz_learning")
+
+
+def record_answer_for_learning(db: Database, student_id: int, item_uid: str, knowledge_points: list[str], correct: bool, at: float,
+                               answer_id: str) -> None:
     """Tell personalised learning a graded answer (same transaction as the grade)."""
-    svc = _learning()
-    fn = getattr(svc, "record_answer", None) if svc else None
+    fn = _fn("record_answer")
     if fn is not None and knowledge_points:
-        fn(db, student_id, item_uid, knowledge_points, correct, at)
+        _guarded(db, "record_answer", lambda: fn(db, student_id, item_uid, knowledge_points, correct, at, answer_id=answer_id))
 
 
 def register_items_for_learning(db: Database, items: list[dict[str, Any]]) -> None:
-    """Tell personalised learning about imported items ({uid, knowledge_points, difficulty, type})."""
-    svc = _learning()
-    fn = getattr(svc, "register_items", None) if svc else None
-    if fn is not None and items:
-        fn(db, items)
+    """Tell personalised learning about bank items ({uid, knowledge_points, difficulty 1-5, type}); untagged items are skipped."""
+    fn = _fn("register_items")
+    tagged = [i for i in items if i.get("knowledge_points")]
+    if fn is not None and tagged:
+        _guarded(db, "register_items", lambda: fn(db, tagged))

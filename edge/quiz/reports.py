@@ -115,7 +115,7 @@ def student_sessions(db: Database, student_id: int) -> list[dict[str, Any]]:
         rows = db.execute("SELECT item_id, correct, score FROM quiz_answers WHERE session_id = ? AND student_id = ?", (sid, student_id)).fetchall()
         done = [r for r in rows if r[0] in closed]
         out.append({"session_id": sid, "title": title, "started_at": started, "closed_questions": len(done),
-                    "correct": sum(1 for r in done if r[1] == 1), "score": sum(r[2] or 0 for r in done)})
+                    "right": sum(1 for r in done if r[1] == 1), "score": sum(r[2] or 0 for r in done)})
     return out
 
 

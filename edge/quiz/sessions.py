@@ -255,7 +255,7 @@ def _record_graded(db: Database, facts: HubFacts, item: bank.StoredItem, student
     stmt = xapi.answered(statement_uuid=xapi.statement_id(seed), hub_id=facts.hub_id, pseudo_id=pseudo, item=item, response=response,
                          correct=correct, score=score, registration=registration, at=at, tz=facts.timezone)
     outbox.append(db, xapi.XAPI_EVENT, stmt, event_id=stmt["id"])
-    record_answer_for_learning(db, student_id, item.uid, item.knowledge_points, correct, at)
+    record_answer_for_learning(db, student_id, item.uid, item.knowledge_points, correct, at, answer_id=seed)
 
 
 def mark_answer(db: Database, bus: Any, facts: HubFacts, answer_id: int, score: float, user_id: int, allowed_classes: list[int] | None) -> dict[str, Any]:

@@ -33,7 +33,8 @@ class QuizRoom:
         return getattr(self.env.client(), method)(path, headers=self.teacher, **kw)
 
     def s(self, pupil: Pupil, method: str, path: str, **kw: Any) -> Any:
-        r = getattr(self.env.client(), method)(path, headers=pupil.headers, **kw)
+        headers = {**pupil.headers, **kw.pop("headers", {})}
+        r = getattr(self.env.client(), method)(path, headers=headers, **kw)
         self.student_seen.append(r.get_data(as_text=True))
         return r
 
