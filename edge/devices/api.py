@@ -92,6 +92,7 @@ class CartIn(StrictIn):
     slots: int = Field(60, ge=1, le=64)
     budget_w: float = Field(1440.0, ge=30, le=10000, description="The circuit's continuous budget in watts (80 % of its rating).")
     class_id: int | None = Field(None, ge=1)
+    volts: float = Field(220.0, ge=90, le=260, description="Mains voltage of the circuit (220 in China, 120 in North America).")
 
 
 class CartKeyOut(Out):
@@ -106,7 +107,7 @@ class CartKeyOut(Out):
 @bp.doc(summary="Enrol a charging cart; its link key is shown once")
 def add_cart(body: CartIn) -> tuple[dict[str, Any], int]:
     try:
-        key = service.add_cart(db(), body.id, body.name, body.slots, body.budget_w, body.class_id)
+        key = service.add_cart(db(), body.id, body.name, body.slots, body.budget_w, body.class_id, body.volts)
     except service.FleetError as err:
         _fleet(err)
     return {"id": body.id, "key": key}, 201

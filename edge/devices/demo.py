@@ -24,7 +24,7 @@ def seed_cart(config: HubConfig, creds: Any) -> None:
     db = connect(config.db_path, config.storage.busy_timeout_ms, config.storage.synchronous)
     try:
         class_id = db.execute("SELECT id FROM classes WHERE name = ?", (creds.class_name,)).fetchone()[0]
-        key = service.add_cart(db, CART_ID, f"{creds.class_name}充电车", 60, 1440.0, class_id)
+        key = service.add_cart(db, CART_ID, f"{creds.class_name}充电车", 60, 1440.0, class_id, volts=120.0)
         students = [r[0] for r in db.execute("SELECT id FROM students WHERE class_id = ? ORDER BY number", (class_id,))]
         for slot in range(1, 61):
             student = students[slot - 1] if slot <= len(students) else None

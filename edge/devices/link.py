@@ -109,12 +109,36 @@ def accept_telemetry(db: Database, auth: Authenticated, body: bytes, now: float 
     return reply, events
 
 
+TABLET_REPORT_TRUSTED_S = 600  # a browser's battery report beats our inference for this long
+ASSUMED_CAPACITY_WH = 30.0  # a classroom tablet (the inventory does not record capacities)
+MAX_GAP_S = 60.0  # never integrate current across a longer silence
+
+
 def _docked_tablets(db: Database, cart_id: str, msg: dict[str, Any], now: float) -> None:
-    # A tablet seen back in its home slot is checked in by the cart itself.
-    rows = db.execute("SELECT id, slot FROM tablets WHERE cart_id = ? AND slot IS NOT NULL", (cart_id,)).fetchall()
-    for tablet_id, slot in rows:
-        if 1 <= slot <= len(msg["present"]) and msg["present"][slot - 1]:
-            db.conn.execute("UPDATE checkouts SET in_at = ?, in_source = 'cart' WHERE tablet_id = ? AND in_at IS NULL", (now, tablet_id))
+    volts = db.execute("SELECT volts FROM carts WHERE id = ?", (cart_id,)).fetchone()[0]
+    rows = db.execute("SELECT id, slot, battery, battery_at, battery_src FROM tablets WHERE cart_id = ? AND slot IS NOT NULL", (cart_id,)).fetchall()
+    for tablet_id, slot, battery, battery_at, src in rows:
+        if not (1 <= slot <= len(msg["present"]) and msg["present"][slot - 1]):
+            continue
+        # A tablet seen back in its home slot is checked in by the cart itself.
+        db.conn.execute("UPDATE checkouts SET in_at = ?, in_source = 'cart' WHERE tablet_id = ? AND in_at IS NULL", (now, tablet_id))
+        if src == "tablet" and battery_at is not None and now - battery_at < TABLET_REPORT_TRUSTED_S:
+            continue
+        level = infer_battery(battery, battery_at, now, bool(msg["full"][slot - 1]), msg["on"][slot - 1], msg["ma"][slot - 1], volts)
+        if level is not None:
+            db.conn.execute("UPDATE tablets SET battery = ?, battery_at = ?, battery_src = 'cart' WHERE id = ?", (level, now, tablet_id))
+
+
+def infer_battery(level: float | None, at: float | None, now: float, full: bool, on: int, ma: int, volts: float) -> float | None:
+    """The battery level from the slot's current over time: a full slot is 1.0;
+    a charging one gains the energy its current carried (85 % reaching the cell)."""
+    if full:
+        return 1.0
+    if level is None or at is None or not on:
+        return level
+    dt = min(max(0.0, now - at), MAX_GAP_S)
+    gained = ma / 1000.0 * volts * dt / 3600.0 * 0.85 / ASSUMED_CAPACITY_WH
+    return round(min(1.0, level + gained), 4)
 
 
 def _new_alerts(prev: dict[str, Any] | None, msg: dict[str, Any]) -> list[tuple[str, str]]:

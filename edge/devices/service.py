@@ -19,7 +19,7 @@ class FleetError(Exception):
         self.slug = slug
 
 
-def add_cart(db: Database, cart_id: str, name: str, slots: int, budget_w: float, class_id: int | None = None) -> str:
+def add_cart(db: Database, cart_id: str, name: str, slots: int, budget_w: float, class_id: int | None = None, volts: float = 220.0) -> str:
     """Enrol a cart; returns its link key (hex), which is shown once."""
     if not protocol.valid_cart_id(cart_id):
         raise FleetError(422, "bad-cart-id", "a cart id is 1-32 of a-z, 0-9 and -")
@@ -28,8 +28,8 @@ def add_cart(db: Database, cart_id: str, name: str, slots: int, budget_w: float,
         if db.execute("SELECT 1 FROM carts WHERE id = ?", (cart_id,)).fetchone():
             raise FleetError(409, "cart-exists", f"cart {cart_id} is already enrolled")
         db.conn.execute(
-            "INSERT INTO carts (id, name, slots, key_hex, budget_w, class_id, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (cart_id, name, slots, key, budget_w, class_id, time.time()),
+            "INSERT INTO carts (id, name, slots, key_hex, budget_w, class_id, created_at, volts) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (cart_id, name, slots, key, budget_w, class_id, time.time(), volts),
         )
     return key
 

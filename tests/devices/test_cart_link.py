@@ -41,7 +41,7 @@ def test_telemetry_is_stored_and_the_reply_carries_a_plan_signed_for_that_reques
     reply = r.get_json()
     assert protocol.check_reply(reply, 60) == []
     assert sorted(reply["plan"]["order"]) == list(range(1, 61))
-    assert hub.sql("SELECT last_ctr, fw FROM carts") == [(5, "1.0.0")]
+    assert hub.sql("SELECT last_ctr, fw FROM carts WHERE id = 'cart-1'") == [(5, "1.0.0")]
     assert hub.count("cart_alerts", "kind = 'fault'") == 1
     assert hub.count("outbox", "type = 'cart.alert'") == 1
     assert hub.count("outbox", "type = 'cart.telemetry'") == 1
