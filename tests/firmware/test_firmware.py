@@ -132,3 +132,15 @@ def test_a_forged_reply_is_refused_by_the_cart(micropython: str) -> None:
     out = subprocess.run([micropython, "-c", code], env={"MICROPYPATH": f".frozen:{FW}"}, capture_output=True, text=True, timeout=30, check=True)
     assert out.stdout.split() == ["True", "False", "False", "False"]
     assert protocol.check_reply({"v": 1, "plan": {"order": [0, 61], "ttl": 5}}, 60)
+
+
+def test_the_watchdog_resets_the_cart_when_the_control_loop_stops_seeing_sensors(micropython: str, tmp_path: Path) -> None:
+    # No hub needed: the sensor bus dies, the control loop stops feeding, the
+    # watchdog resets (the unix port's stand-in for machine.WDT exits with 75).
+    root = tmp_path / "flash"
+    provision(root, "cart-9", "00" * 32, 9, wdt_ms=1500, run_ms=15000, link_timeout_s=1)
+    (root / "sim-control.json").write_text(json.dumps({"bus_dead": True}))
+    code, status, log = boot(micropython, root)
+    assert code == 75, log[-2000:]
+    assert '"event": "watchdog"' in log
+    assert status["on"] == 0

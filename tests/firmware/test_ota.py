@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -75,7 +74,9 @@ def ota_state(root: Path) -> dict[str, Any]:
     return dict(json.loads((root / "ota.json").read_text())) if (root / "ota.json").exists() else {"active": "a"}
 
 
-def test_an_update_is_staged_verified_swapped_and_confirmed_keeping_the_previous(micropython: str, server_factory: Any, tmp_path: Path, keys: tuple[str, str]) -> None:  # noqa: F811
+def test_an_update_is_staged_verified_swapped_and_confirmed_keeping_the_previous(
+    micropython: str, server_factory: Any, tmp_path: Path, keys: tuple[str, str],  # noqa: F811
+) -> None:
     hub = Hub(server_factory().start())
     root = tmp_path / "flash"
     provision(root, "cart-1", hub.add_cart("cart-1"), hub.srv.port, run_ms=4000)
@@ -92,7 +93,9 @@ def test_an_update_is_staged_verified_swapped_and_confirmed_keeping_the_previous
     assert hub.rollouts()[0]["status"] == "done"
 
 
-def test_a_broken_update_is_rolled_back_and_the_rollout_stops(micropython: str, server_factory: Any, tmp_path: Path, keys: tuple[str, str]) -> None:  # noqa: F811
+def test_a_broken_update_is_rolled_back_and_the_rollout_stops(
+    micropython: str, server_factory: Any, tmp_path: Path, keys: tuple[str, str],  # noqa: F811
+) -> None:
     hub = Hub(server_factory().start())
     root = tmp_path / "flash"
     provision(root, "cart-1", hub.add_cart("cart-1"), hub.srv.port, run_ms=4000)
@@ -118,7 +121,9 @@ def test_a_broken_update_is_rolled_back_and_the_rollout_stops(micropython: str, 
     assert code == 0 and status["fw"] == "1.0.0"
 
 
-def test_a_forged_bundle_is_refused_by_the_cart_and_by_the_hub(micropython: str, server_factory: Any, tmp_path: Path, keys: tuple[str, str]) -> None:  # noqa: F811
+def test_a_forged_bundle_is_refused_by_the_cart_and_by_the_hub(
+    micropython: str, server_factory: Any, tmp_path: Path, keys: tuple[str, str],  # noqa: F811
+) -> None:
     hub = Hub(server_factory().start())
     root = tmp_path / "flash"
     provision(root, "cart-1", hub.add_cart("cart-1"), hub.srv.port, run_ms=4000)
