@@ -104,13 +104,14 @@ def test_unreadable_files_are_refused_as_a_whole(fn, data: bytes, msg: str) -> N
 def test_import_is_deterministic_and_idempotent(hub: HubEnv) -> None:
     data = (DATA / "template.xlsx").read_bytes()
     db = hub.app.extensions["classroom_hub"].db
+    items_before = hub.count("quiz_items")
     first = import_file(db, data, "xlsx", "第一次")
     second = import_file(db, data, "xlsx", "第二次")
     assert (first.imported, first.duplicates, first.refused) == (6, 0, 5)
     assert (second.imported, second.duplicates, second.refused) == (0, 6, 5)
     assert [(r.where, r.status == "refused", r.reason, r.item_id) for r in first.rows] == \
            [(r.where, r.status == "refused", r.reason, r.item_id) for r in second.rows]
-    assert hub.count("quiz_items") == 6
+    assert hub.count("quiz_items") == items_before + 6
 
 
 def test_import_over_http_reports_rows_and_refuses_bad_files(hub: HubEnv) -> None:
@@ -136,3 +137,9 @@ def test_oversize_import_is_refused(hub: HubEnv, tmp_path: Path) -> None:
     h = {"Authorization": f"Bearer {hub.staff_token('teacher')}", "Content-Type": "text/plain"}
     big = b"::q:: x {T}\n\n" * (hub.config.quiz.import_max_bytes // 10)
     assert_problem(hub.client().post("/api/v1/quiz/imports?format=gift", data=big, headers=h), 413)
+
+
+def test_the_demo_classroom_has_the_sample_quiz(hub: HubEnv) -> None:
+    quizzes = hub.client().get("/api/v1/quizzes", headers={"Authorization": f"Bearer {hub.staff_token('teacher')}"}).get_json()["quizzes"]
+    sample = [q for q in quizzes if q["source"].startswith("gift:") and "分数" in q["title"]]
+    assert sample and sample[0]["items"] == 6
