@@ -84,6 +84,7 @@ def seed_demo(config: HubConfig) -> DemoCredentials:
 DEMO_CONTENT: list[str] = [
     "edge.lessons.demo:add_sample_lesson",
     "edge.devices.demo:seed_cart",
+    "edge.quiz.demo:add_sample_quiz",
 ]
 
 
