@@ -116,6 +116,16 @@ def favicon() -> Response:
     return resp
 
 
+@bp.get("/sw.js")
+def service_worker() -> Response:
+    # Served from the root so its scope covers /student; revalidated on every
+    # visit so a new release's worker takes over at once.
+    resp = send_from_directory(STATIC_DIR / "js", "sw.js", mimetype="text/javascript", conditional=True)
+    resp.headers["Cache-Control"] = "no-cache"
+    resp.headers["Service-Worker-Allowed"] = "/"
+    return resp
+
+
 @bp.get("/static/<string:build>/<path:filename>")
 def static_file(build: str, filename: str) -> Response:
     suffix = Path(filename).suffix.lower()

@@ -142,7 +142,7 @@ NOT_API = {"static"}
 # conscious decision; exercised by test_web_pages_are_public.
 PUBLIC_WEB = {
     "web.index": "/", "web.student": "/student", "web.teacher": "/teacher", "web.admin": "/admin",
-    "web.manifest": "/manifest.webmanifest", "web.favicon": "/favicon.ico", "web.static_file": None,
+    "web.manifest": "/manifest.webmanifest", "web.service_worker": "/sw.js", "web.favicon": "/favicon.ico", "web.static_file": None,
     "speech.speech_page": "/speech",
 }
 
