@@ -8,6 +8,7 @@ again and redone from the start: the queue survives restarts and loses nothing.
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass
 
@@ -46,7 +47,7 @@ def claim(db: Database, worker: str, now: float | None = None) -> Job | None:
         if row is None:
             return None
         rec_id, attempts = int(row[0]), int(row[1])
-        if attempts >= MAX_ATTEMPTS:
+        if attempts >= MAX_ATTEMPTS:  # attempts already made
             # Crashed the worker (or was killed with it) this often: stop retrying it.
             msg = f"transcription stopped {attempts} times without finishing"
             db.conn.execute("UPDATE speech_jobs SET state = 'failed', error = ?, finished_at = ? WHERE recording_id = ?", (msg, now, rec_id))
@@ -61,6 +62,36 @@ def claim(db: Database, worker: str, now: float | None = None) -> Job | None:
             (rec_id,),
         )
     return Job(rec_id, attempts + 1)
+
+
+def recover_orphans(db: Database, host: str) -> int:
+    """Re-queue running jobs of dead workers on this host (``host:pid`` names), at once.
+
+    A worker restarted after a crash need not wait ``STALE_S`` for its own jobs;
+    the attempt still counts, so a recording that kills the worker is not retried forever.
+    """
+    recovered = 0
+    with transaction(db):
+        rows = db.execute("SELECT recording_id, worker FROM speech_jobs WHERE state = 'running' AND worker LIKE ?", (host + ":%",)).fetchall()
+        for rec_id, worker in rows:
+            try:
+                pid = int(str(worker).rsplit(":", 1)[1])
+            except (IndexError, ValueError):
+                continue
+            if not _alive(pid):
+                db.conn.execute("UPDATE speech_jobs SET state = 'queued', worker = NULL WHERE recording_id = ?", (rec_id,))
+                recovered += 1
+    return recovered
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def heartbeat(db: Database, job: Job, worker: str) -> bool:

@@ -107,6 +107,9 @@ class SpeechWorker:
         """Serve until stopped (or, with ``once``, until the queue is empty)."""
         _lower_priority()
         self._wait_for_schema()
+        recovered = jobs.recover_orphans(self.db, socket.gethostname())
+        if recovered:
+            log.warning("jobs of a worker that died were queued again", extra={"jobs": recovered})
         if self.model is None:
             while not self.load_model():
                 systemd.ready("no speech model; waiting for one")
