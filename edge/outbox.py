@@ -81,3 +81,28 @@ def acknowledge(db: Database, first_seq: int, last_seq: int, synced_at: float | 
             (repr(synced_at if synced_at is not None else time.time()),),
         )
     return cur.rowcount
+
+
+# Event types that may be thinned when the disk runs short; everything else
+# (answers, sign-ins, transcripts: learning data) is never dropped.
+TELEMETRY_TYPES = ("device.telemetry", "cart.telemetry")
+
+
+def thin_telemetry(db: Database, keep_every_s: float = 600.0) -> int:
+    """Keep one unsent telemetry event per device (or cart) and ``keep_every_s`` bucket; delete the rest.
+
+    For a hub whose disk nears its reserve while the district is unreachable.
+    Returns the number of rows removed; learning data is never touched.
+    """
+    from edge.storage.db import transaction
+
+    marks = ", ".join("?" for _ in TELEMETRY_TYPES)
+    with transaction(db):
+        cur = db.conn.execute(
+            f"""DELETE FROM outbox WHERE type IN ({marks}) AND seq NOT IN (
+                    SELECT MIN(seq) FROM outbox WHERE type IN ({marks})
+                    GROUP BY type, json_extract(payload, '$.device'), json_extract(payload, '$.cart'),
+                             CAST(created_at / ? AS INTEGER))""",
+            (*TELEMETRY_TYPES, *TELEMETRY_TYPES, keep_every_s),
+        )
+    return cur.rowcount
