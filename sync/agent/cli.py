@@ -71,7 +71,7 @@ def run(obj: tuple[Path | None, Path | None]) -> None:
     s = config.sync
     schedule = SyncSchedule(
         agent.hub_id, config.hub.timezone, s.window_start, s.window_end, s.window_spread_min,
-        agent.uplink.enable, agent.uplink.disable, agent.idle if s.opportunistic else None,
+        agent.uplink.enable, agent.uplink.disable, agent.idle if s.opportunistic else None, agent.housekeeping,
     )
     agent.downloader.start()
     agent.uplink.start()

@@ -24,6 +24,7 @@ log = logging.getLogger(__name__)
 JOB_WINDOW_OPEN = "sync-window-open"
 JOB_WINDOW_CLOSE = "sync-window-close"
 JOB_IDLE_CHECK = "sync-idle-check"
+JOB_HOUSEKEEPING = "sync-housekeeping"
 
 
 def _hm(text: str) -> dt.time:
@@ -71,12 +72,14 @@ class SyncSchedule:
         enable: Callable[[str], None],
         disable: Callable[[str], None],
         idle_check: Callable[[], bool] | None,
+        housekeeping: Callable[[], None] | None = None,
     ) -> None:
         self.tz = ZoneInfo(timezone)
         self.window_start, self.window_end = window_start, window_end
         self.offset_s = hub_offset_s(hub_id, spread_min)
         self._enable, self._disable = enable, disable
         self._idle_check = idle_check
+        self._housekeeping = housekeeping
         self.scheduler = BackgroundScheduler(timezone=self.tz, job_defaults={"coalesce": True, "max_instances": 1})
 
     def start(self, last_sync_at: float | None) -> None:
@@ -89,6 +92,9 @@ class SyncSchedule:
                   id=JOB_WINDOW_CLOSE, replace_existing=True, misfire_grace_time=3600)
         if self._idle_check is not None:
             s.add_job(self._idle, IntervalTrigger(seconds=60), id=JOB_IDLE_CHECK, replace_existing=True)
+        if self._housekeeping is not None:
+            s.add_job(self._housekeeping, IntervalTrigger(minutes=10), id=JOB_HOUSEKEEPING, replace_existing=True,
+                      next_run_time=dt.datetime.now(self.tz))
         s.start()
         now = dt.datetime.now(self.tz)
         if in_window(now, self.window_start, self.window_end, self.offset_s):

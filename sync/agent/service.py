@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import os
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +16,12 @@ from sync.agent.download import Downloader
 from sync.agent.uplink import Uplink
 from sync.mqttlink import LinkSettings
 from sync.wire.topics import HubTopics
+
+log = logging.getLogger(__name__)
+
+# Below this multiple of the disk reserve the agent thins unsent telemetry: the hub
+# refuses recordings at the reserve itself, so this acts well before anything is refused.
+DISK_ALERT_FACTOR = 2
 
 PASSWORD_CREDENTIAL = "district-mqtt-password"  # noqa: S105 - a credential name, not a password
 TLS_KEY_CREDENTIAL = "district-tls-key"
@@ -34,6 +42,23 @@ class Agent:
     def last_sync_at(self) -> float | None:
         row = self.db.execute("SELECT value FROM hub_meta WHERE key = 'last_sync_at'").fetchone()
         return float(row[0]) if row else None
+
+    def housekeeping(self) -> None:
+        """Disk pressure: alert and thin telemetry (never learning data); drop stale partial downloads."""
+        from edge.outbox import thin_telemetry
+
+        data_dir = self.config.hub.data_dir
+        free = shutil.disk_usage(data_dir).free
+        reserve = self.config.storage.disk_reserve_mb * 1_048_576
+        if free < DISK_ALERT_FACTOR * reserve:
+            removed = thin_telemetry(self.db)
+            log.warning("disk nearly at its reserve: thinned unsent telemetry", extra={
+                "free_mb": free // 1_048_576, "reserve_mb": self.config.storage.disk_reserve_mb, "telemetry_removed": removed})
+        partial = data_dir / "inbox" / ".partial"
+        if partial.is_dir():
+            for f in partial.iterdir():
+                if time.time() - f.stat().st_mtime > 7 * 86400:
+                    f.unlink(missing_ok=True)
 
     def idle(self) -> bool:
         """The classroom is idle when nothing was written to the outbox for ``idle_after_s``."""

@@ -8,7 +8,7 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from zoneinfo import ZoneInfo
 
-from sync.agent.schedule import JOB_IDLE_CHECK, JOB_WINDOW_CLOSE, JOB_WINDOW_OPEN, SyncSchedule, hub_offset_s, in_window, missed_window
+from sync.agent.schedule import JOB_HOUSEKEEPING, JOB_IDLE_CHECK, JOB_WINDOW_CLOSE, JOB_WINDOW_OPEN, SyncSchedule, hub_offset_s, in_window, missed_window
 from sync.district.lrs import LrsForwarder
 from sync.district.store import SqliteStore
 from sync.wire.batch import decode, encode, event_line
@@ -91,13 +91,14 @@ def test_window_across_midnight_and_missed_windows():
 def test_jobs_have_fixed_ids_and_starting_twice_does_not_duplicate_them():
     events = []
     sched = SyncSchedule("hub-x", "Asia/Shanghai", "22:00", "05:00", 60, lambda r: events.append(("on", r)),
-                         lambda r: events.append(("off", r)), idle_check=lambda: False)
+                         lambda r: events.append(("off", r)), idle_check=lambda: False,
+                         housekeeping=lambda: None)
     try:
         sched.start(last_sync_at=None)
         ids = sorted(j.id for j in sched.scheduler.get_jobs())
         for job_id, fn in [(JOB_WINDOW_OPEN, sched._open), (JOB_WINDOW_CLOSE, sched._close)]:
             sched.scheduler.add_job(fn, "interval", hours=1, id=job_id, replace_existing=True)  # a re-registration
-        assert sorted(j.id for j in sched.scheduler.get_jobs()) == ids == sorted([JOB_WINDOW_OPEN, JOB_WINDOW_CLOSE, JOB_IDLE_CHECK])
+        assert sorted(j.id for j in sched.scheduler.get_jobs()) == ids == sorted([JOB_WINDOW_OPEN, JOB_WINDOW_CLOSE, JOB_IDLE_CHECK, JOB_HOUSEKEEPING])
     finally:
         sched.stop()
     # Never synced: the missed window runs at start (or the window is open right now).
