@@ -101,6 +101,12 @@ class Link:
             self.client.tls_set_context(context)
         if will:
             self.client.will_set(will[0], will[1], qos=1, retain=will[2])
+        # All socket writes on the link's own thread. Without loop_start(), paho's
+        # publish() writes to the socket from the caller's thread, racing the loop
+        # thread's writes: under load two partial TLS writes interleave and the
+        # broker drops the connection ("protocol error"). A (no-op) write-
+        # registration callback makes publish() only queue and wake the loop.
+        self.client.on_socket_register_write = lambda client, userdata, sock: None
         self.client.on_connect = self._connected
         self.client.on_message = lambda c, u, m: self._on_message(c, m)
         self.client.on_disconnect = self._disconnected
