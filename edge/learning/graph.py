@@ -13,7 +13,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from edge.learning.errors import GraphCycle, UnknownKnowledgePoint
+from edge.learning.errors import GraphCycle, LearningError, UnknownKnowledgePoint
 from edge.storage.db import Database
 
 SOURCES = ("package", "district", "teacher", "quiz")
@@ -71,7 +71,7 @@ def import_points(db: Database, points: list[KnowledgePoint], source: str) -> in
     ids = [p.id for p in points]
     if len(set(ids)) != len(ids):
         dup = next(i for i in ids if ids.count(i) > 1)
-        raise UnknownKnowledgePoint(f"knowledge point {dup!r} appears twice in the import")
+        raise LearningError(f"knowledge point {dup!r} appears twice in the import")
     for p in points:
         merged[p.id] = p.prerequisites
     for p in points:

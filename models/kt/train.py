@@ -209,20 +209,39 @@ def onnx_scores(path: Path, seqs: list[Sequence], hidden: int) -> tuple[np.ndarr
 
 
 def golden_case(path: Path, hidden: int) -> dict[str, object]:
-    """A fixed input and the output this file gives: the hub checks a new file reproduces it."""
+    """A fixed input and what this file gives for it: the hub checks a new file reproduces it.
+
+    The input visits every (skill, correct) token once, so a change to any weight
+    shows in the trace (mean probability after each step) or the final probabilities.
+    """
     import onnxruntime as ort
 
     sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    skills, correct = [3, 3, 17, 42, 3, 17], [0, 1, 1, 0, 1, 1]
+    num_skills = sess.get_outputs()[0].shape[-1]
+    tokens = list(range(2 * num_skills))
+    random.Random(2009).shuffle(tokens)
+    skills, correct = [t // 2 for t in tokens], [t % 2 for t in tokens]
     h = np.zeros((1, hidden), dtype=np.float32)
     c = np.zeros_like(h)
+    trace = []
     for s, k in zip(skills, correct, strict=True):
         p, h, c = sess.run(None, {"skill": np.array([s]), "correct": np.array([k]), "h": h, "c": c})
-    return {"skills": skills, "correct": correct, "p_first8": [round(float(x), 6) for x in p[0, :8]], "tolerance": 1e-4}
+        trace.append(round(float(p.mean()), 6))
+    return {"skills": skills, "correct": correct, "p": [round(float(x), 6) for x in p[0]], "trace": trace, "tolerance": 1e-4}
+
+
+def refresh_golden(manifest_path: Path) -> None:
+    """Recompute the golden case and hash of an exported model (after a change of the check's format)."""
+    manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    onnx_path = manifest_path.parent / manifest["file"]
+    manifest["sha256"] = hashlib.sha256(onnx_path.read_bytes()).hexdigest()
+    manifest["golden"] = golden_case(onnx_path, manifest["hidden"])
+    manifest_path.write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--refresh-golden", type=Path, help="only recompute the golden case of this manifest")
     ap.add_argument("--data", type=Path, default=DEFAULT_DIR)
     ap.add_argument("--out", type=Path, default=Path(__file__).resolve().parent)
     ap.add_argument("--version", default="dkt-1")
@@ -236,6 +255,9 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
+    if args.refresh_golden:
+        refresh_golden(args.refresh_golden)
+        return
 
     torch.manual_seed(args.seed)
     random.seed(args.seed)
