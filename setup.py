@@ -27,6 +27,8 @@ setup(
             "speech/page.html",
         ],
         "models": ["speech/manifest.json", "kt/*.onnx", "kt/manifest.json"],
+        # The district broker's configuration template and ACL (python -m sync.mosquitto).
+        "sync": ["mosquitto/district.conf.in", "mosquitto/district.acl"],
     },
     install_requires=[
         "flask>=3.1,<4",
