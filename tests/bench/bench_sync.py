@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import shutil
+import signal
 import sqlite3
 import sys
 import tempfile
@@ -154,13 +155,15 @@ def fleet(root: Path, pki: Pki, hubs: int, scale: float) -> dict:
     store = open_store(url)
     # One day written once, copied per hub with ids made unique (writing 311 days
     # one by one would take longer than the sync being measured).
-    template = make_hub(root / "template", broker, pki) if (root / "template").mkdir() is None else None
+    (root / "template").mkdir(parents=True)
+    (root / "fleet").mkdir()
+    template = make_hub(root / "template", broker, pki)
     n_per_hub = write_day(template.db, template.hub_id, scale=scale)
     template.db.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     made = []
     t_setup = time.monotonic()
     for i in range(hubs):
-        h = make_hub(root / "fleet", broker, pki, register=None, sync={"inflight_batches": 4, "ack_timeout_s": 30.0}) if i or (root / "fleet").mkdir() is None else None
+        h = make_hub(root / "fleet", broker, pki, sync={"inflight_batches": 4, "ack_timeout_s": 30.0})
         h.db.conn.close()
         shutil.copy(template.config.db_path, h.config.db_path)
         for suffix in ("-wal", "-shm"):
@@ -203,10 +206,18 @@ def main() -> None:
     ap.add_argument("--fleet-hubs", type=int, default=311)
     ap.add_argument("--fleet-scale", type=float, default=0.1)
     ap.add_argument("--skip-fleet", action="store_true")
+    ap.add_argument("--only-fleet", action="store_true", help="Skip the school day and the baseline.")
     args = ap.parse_args()
+    # run_all.py stops a benchmark with SIGINT/SIGTERM: unwind so brokers and ingests are stopped.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     root = Path(tempfile.mkdtemp(prefix="bench-sync-"))
     try:
         pki = Pki(root / "pki")
+        if args.only_fleet:
+            fl = fleet(root / "fleet-run", pki, args.fleet_hubs, args.fleet_scale)
+            print(f"fleet: {fl['hubs']} hubs x {fl['per_hub']} events = {fl['events']} in {fl['seconds']:.1f} s "
+                  f"({fl['events'] / fl['seconds']:.0f} events/s), exactly once: {fl['exactly_once']}, setup {fl['setup_s']:.0f} s")
+            return
         day = school_day(root / "day", pki)
         print(f"school day: {day['events']} events, {day['raw_json'] / 1e6:.2f} MB JSON -> {day['wire'] / 1e6:.2f} MB on the wire "
               f"in {day['batches']} batches ({day['resent']} re-sent), all acked in {day['seconds']:.2f} s")
