@@ -20,6 +20,21 @@ from edge.schemas import Out, StrictIn
 log = logging.getLogger(__name__)
 bp = APIBlueprint("devices", __name__, url_prefix="/api/v1", tag="Carts and tablets")
 
+CART_SCHEME = "CartMac"
+
+
+@bp.record_once
+def _declare_cart_scheme(state: Any) -> None:
+    # The cart link's own authentication, so the OpenAPI document says how those
+    # operations are protected (they take no session or device token).
+    schemes = dict(state.app.config.get("SECURITY_SCHEMES") or {})
+    state.app.config["SECURITY_SCHEMES"] = schemes  # merged with the auth schemes by APIFlask
+    schemes[CART_SCHEME] = {
+        "type": "apiKey", "in": "header", "name": "X-Cart-Mac",
+        "description": "HMAC-SHA256 with the cart's key over method, path, X-Cart-Id, X-Cart-Counter and body "
+                       "(firmware/cart/protocol.py); X-Cart-Counter must exceed every counter accepted before.",
+    }
+
 
 def _fleet(err: service.FleetError) -> NoReturn:
     problem(err.status, err.slug, str(err))
@@ -43,7 +58,7 @@ def _cart_refused(exc: Exception, status: int, slug: str) -> NoReturn:
 @bp.doc(summary="A cart posts telemetry and receives its charge plan and commands",
         description="Authenticated with X-Cart-Id, X-Cart-Counter and X-Cart-Mac (HMAC-SHA256 with the cart's key, "
                     "see firmware/cart/protocol.py). The reply carries X-Cart-Mac over the reply body.",
-        security=[], responses={401: "Bad MAC, unknown cart or replayed counter", 422: "Telemetry out of range"})
+        security=CART_SCHEME, responses={401: "Bad MAC, unknown cart or replayed counter", 422: "Telemetry out of range"})
 def cart_telemetry() -> Response:
     body = request.get_data(cache=True)
     try:
@@ -64,7 +79,8 @@ def cart_telemetry() -> Response:
 
 
 @bp.get("/cart-link/firmware/<string:version>/<string:name>")
-@bp.doc(summary="A cart downloads one file of a firmware release (authenticated like telemetry)", security=[])
+@bp.doc(summary="A cart downloads one file of a firmware release (authenticated like telemetry)", security=CART_SCHEME,
+        responses={200: "The file; X-Cart-Mac authenticates it", 401: "Bad MAC, unknown cart or replayed counter", 404: "No such file"})
 def cart_firmware(version: str, name: str) -> Response:
     try:
         auth = link.authenticate(db(), "GET", request.path, request.headers, b"")
@@ -104,7 +120,7 @@ class CartKeyOut(Out):
 @bp.auth_required(session_auth, roles=[ADMIN])
 @bp.input(CartIn, arg_name="body")
 @bp.output(CartKeyOut, status_code=201)
-@bp.doc(summary="Enrol a charging cart; its link key is shown once")
+@bp.doc(summary="Enrol a charging cart; its link key is shown once", responses={404: "No such class", 409: "Cart already enrolled"})
 def add_cart(body: CartIn) -> tuple[dict[str, Any], int]:
     try:
         key = service.add_cart(db(), body.id, body.name, body.slots, body.budget_w, body.class_id, body.volts)
@@ -158,7 +174,8 @@ class IdOut(Out):
 @bp.auth_required(session_auth, roles=[ADMIN])
 @bp.input(TabletIn, arg_name="body")
 @bp.output(IdOut, status_code=201)
-@bp.doc(summary="Add a tablet to the fleet (serial, model, home slot, enrolled device, assigned student)")
+@bp.doc(summary="Add a tablet to the fleet (serial, model, home slot, enrolled device, assigned student)",
+        responses={404: "No such cart, device or student", 409: "Serial or slot already taken", 422: "Slot out of range"})
 def add_tablet(body: TabletIn) -> tuple[dict[str, Any], int]:
     try:
         tid = service.add_tablet(db(), body.serial, body.model, body.cart_id, body.slot, body.device_id, body.student_id)
@@ -187,7 +204,7 @@ class CheckoutIn(StrictIn):
 @bp.auth_required(session_auth, roles=STAFF)
 @bp.input(CheckoutIn, arg_name="body")
 @bp.output({}, status_code=204)
-@bp.doc(summary="Check a tablet out of the cart to a student")
+@bp.doc(summary="Check a tablet out of the cart to a student", responses={404: "No such tablet or student", 409: "Already checked out"})
 def checkout(tablet_id: int, body: CheckoutIn) -> Response:
     try:
         service.check_out(db(), tablet_id, body.student_id, _scope())
@@ -199,7 +216,7 @@ def checkout(tablet_id: int, body: CheckoutIn) -> Response:
 @bp.post("/tablets/<int:tablet_id>/checkin")
 @bp.auth_required(session_auth, roles=STAFF)
 @bp.output({}, status_code=204)
-@bp.doc(summary="Check a tablet back in (the cart also does this when it sees the tablet docked)")
+@bp.doc(summary="Check a tablet back in (the cart also does this when it sees the tablet docked)", responses={404: "No such tablet"})
 def checkin(tablet_id: int) -> Response:
     try:
         service.check_in(db(), tablet_id, _scope())
@@ -217,7 +234,7 @@ class BatteryIn(StrictIn):
 @bp.auth_required(device_auth, roles=[DEVICE, STUDENT])
 @bp.input(BatteryIn, arg_name="body")
 @bp.output({}, status_code=204)
-@bp.doc(summary="An enrolled tablet reports its battery level (where the browser exposes it)")
+@bp.doc(summary="An enrolled tablet reports its battery level (where the browser exposes it)", responses={404: "Tablet not in the fleet"})
 def battery(body: BatteryIn) -> Response:
     p = current_principal()
     try:
@@ -244,7 +261,8 @@ class RolloutsOut(Out):
 @bp.auth_required(session_auth, roles=[ADMIN])
 @bp.input(RolloutIn, arg_name="body")
 @bp.output(IdOut, status_code=201)
-@bp.doc(summary="Roll a firmware release out to carts one at a time; stops by itself on a failure")
+@bp.doc(summary="Roll a firmware release out to carts one at a time; stops by itself on a failure",
+        responses={409: "No such release, unknown carts, or a rollout already running"})
 def start_rollout(body: RolloutIn) -> tuple[dict[str, Any], int]:
     carts = body.carts or [c["id"] for c in service.carts(db())]
     try:

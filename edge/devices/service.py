@@ -25,6 +25,8 @@ def add_cart(db: Database, cart_id: str, name: str, slots: int, budget_w: float,
         raise FleetError(422, "bad-cart-id", "a cart id is 1-32 of a-z, 0-9 and -")
     key = secrets.token_hex(32)
     with transaction(db):
+        if class_id is not None and db.execute("SELECT 1 FROM classes WHERE id = ?", (class_id,)).fetchone() is None:
+            raise FleetError(404, "no-such-class", f"no class with id {class_id}")
         if db.execute("SELECT 1 FROM carts WHERE id = ?", (cart_id,)).fetchone():
             raise FleetError(409, "cart-exists", f"cart {cart_id} is already enrolled")
         db.conn.execute(
