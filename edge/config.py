@@ -169,6 +169,15 @@ class DistrictSection(_Section):
     public_key_file: Path | None = Field(None, description="File holding the district public key (base64); used when public_key is empty.")
 
 
+class DevicesSection(_Section):
+    """Charging carts and the tablet fleet."""
+
+    end_of_day: str = Field(
+        "17:00", pattern=r"^([01]\d|2[0-3]):[0-5]\d$",
+        description="Local time (HH:MM) after which tablets still checked out raise a not-returned alert, once a day.",
+    )
+
+
 class HubConfig(_Section):
     hub: HubSection = Field(default_factory=HubSection)
     http: HttpSection = Field(default_factory=HttpSection)
@@ -180,6 +189,7 @@ class HubConfig(_Section):
     speech: SpeechSection = Field(default_factory=SpeechSection)
     district: DistrictSection = Field(default_factory=DistrictSection)
     quiz: QuizSection = Field(default_factory=QuizSection)
+    devices: DevicesSection = Field(default_factory=DevicesSection)
 
     @property
     def db_path(self) -> Path:
