@@ -16,7 +16,7 @@ STATIC = Path(web.__file__).parent / "static"
 TEMPLATES = Path(web.__file__).parent / "templates"
 KEY_PREFIXES = (
     "app", "lang", "common", "landing", "student", "teacher", "admin", "pair", "pick", "pin",
-    "home", "login", "class", "live", "code", "devices", "import", "role", "error",
+    "home", "login", "class", "live", "code", "devices", "import", "role", "error", "lessons",
 )
 _PREFIX_ALT = "|".join(KEY_PREFIXES)
 KEY_RE = re.compile(rf"""["']((?:{_PREFIX_ALT})\.[A-Za-z0-9.-]+)["']""")
