@@ -86,7 +86,8 @@ def test_live_captions_reach_the_teacher_and_a_stream_that_stops_keeps_its_trans
     db_path = srv.data_dir / "hub.sqlite3"
     _wait(lambda: _status(db_path) == "ready", 90, "the worker to load its model")
     creds = srv.creds()
-    token = requests.post(srv.url + "/api/v1/auth/login", json={"username": creds["teacher_username"], "password": creds["teacher_password"]}, timeout=10).json()["token"]
+    login = {"username": creds["teacher_username"], "password": creds["teacher_password"]}
+    token = requests.post(srv.url + "/api/v1/auth/login", json=login, timeout=10).json()["token"]
     auth = {"Authorization": f"Bearer {token}"}
     classes = requests.get(srv.url + "/api/v1/classes", headers=auth, timeout=10).json()["classes"]
     sse = SSE(srv.port, auth, timeout=30)
@@ -131,7 +132,7 @@ def test_live_captions_reach_the_teacher_and_a_stream_that_stops_keeps_its_trans
     assert rtf and rtf[0]["rtf"] > 0
 
 
-def _long_upload(hub: HubEnv, tmp_path: Path, seconds: int = 40) -> int:
+def _long_upload(hub: HubEnv, tmp_path: Path, seconds: int = 20) -> int:
     clip = clip_samples()
     reps = seconds * RATE // len(clip) + 1
     path = write_wav(tmp_path / "long.wav", np.tile(clip, reps)[: seconds * RATE])
@@ -155,12 +156,12 @@ def test_a_worker_killed_mid_job_is_replaced_and_the_job_redone_not_lost(hub: Hu
     assert rec["job"]["attempts"] == 2
     starts = [s["start"] for s in rec["segments"]]
     assert starts == sorted(starts) and len(starts) == len(set(starts)), "no duplicated segments from the killed attempt"
-    assert starts[-1] > 35
+    assert starts[-1] > 15
     assert hub.count("outbox", "type = 'speech.transcript'") == 1
 
 
 def test_sigterm_returns_the_running_job_to_the_queue(hub: HubEnv, workers: list[Worker], tmp_path: Path) -> None:
-    rec_id = _long_upload(hub, tmp_path, seconds=60)
+    rec_id = _long_upload(hub, tmp_path, seconds=30)
     w = Worker(hub.config.hub.data_dir, tmp_path / "w.log")
     workers.append(w)
     _wait(lambda: hub.count("speech_segments", "recording_id = ?", (rec_id,)) >= 1, 120, "the first segments")
