@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from typing import Any, NoReturn
 
 from apiflask import APIBlueprint
@@ -63,7 +64,8 @@ def cart_telemetry() -> Response:
     body = request.get_data(cache=True)
     try:
         auth = link.authenticate(db(), "POST", request.path, request.headers, body)
-        reply, events = link.accept_telemetry(db(), auth, body)
+        cfg = current_hub().config
+        reply, events = link.accept_telemetry(db(), auth, body, clock=link.Clock(cfg.hub.timezone, cfg.devices.end_of_day))
     except link.CartAuthError as exc:
         _cart_refused(exc, 401, "cart-unauthenticated")
     except link.TelemetryError as exc:
@@ -146,7 +148,10 @@ def list_carts() -> dict[str, Any]:
 @bp.output(CartsOut)
 @bp.doc(summary="End of the day: every tablet still out raises an alert and an event for the district")
 def end_of_day() -> dict[str, Any]:
-    raised = service.end_of_day(db())
+    cfg = current_hub().config
+    clock = link.Clock(cfg.hub.timezone, cfg.devices.end_of_day)
+    now = time.time()
+    raised = service.end_of_day(db(), now, clock.midnight(now))
     hub = current_hub()
     for item in raised:
         if item["class_id"]:

@@ -61,16 +61,20 @@ def list_(obj: Any) -> None:
 
 @carts.command("firmware-import")
 @click.argument("bundle", type=click.Path(path_type=Path, file_okay=False, exists=True))
-@click.option("--public-key", "public_key", type=click.Path(path_type=Path, dir_okay=False, exists=True), required=True,
-              help="Base64 Ed25519 public key the bundle's manifest.sig must verify with.")
+@click.option("--public-key", "public_key", type=click.Path(path_type=Path, dir_okay=False, exists=True),
+              help="Base64 Ed25519 public key the bundle's manifest.sig must verify with (default: the [district] key).")
 @click.pass_obj
-def firmware_import(obj: Any, bundle: Path, public_key: Path) -> None:
+def firmware_import(obj: Any, bundle: Path, public_key: Path | None) -> None:
     """Verify a firmware bundle (signature and every hash) and make it available to carts."""
     from edge.devices import rollout
+    from edge.lessons.keys import district_public_key
 
     config, db = _db(obj)
+    key = public_key.read_text().strip() if public_key else district_public_key(config)
+    if not key:
+        raise click.ClickException("no key to verify the bundle with: pass --public-key or configure [district] public_key")
     try:
-        version = rollout.import_release(db, config.hub.data_dir, bundle, public_key.read_text().strip())
+        version = rollout.import_release(db, config.hub.data_dir, bundle, key)
     except rollout.RolloutError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"firmware {version} imported")

@@ -11,10 +11,12 @@ import json
 import logging
 import time
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from edge import outbox
-from edge.devices import planner
+from edge.devices import planner, rollout, service
 from edge.storage.db import Database, transaction
 from firmware.cart import protocol
 
@@ -73,10 +75,30 @@ def sign_reply(auth: Authenticated, body: bytes) -> str:
     return protocol.reply_mac(auth.key, auth.cart_id, auth.counter, body)
 
 
-def accept_telemetry(db: Database, auth: Authenticated, body: bytes, now: float | None = None) -> tuple[dict[str, Any], list[tuple[str, str, dict[str, Any]]]]:
+@dataclass(frozen=True)
+class Clock:
+    """The school's local time: the timetable and the end of the day are local."""
+
+    tz: str = "Asia/Shanghai"
+    end_of_day: str = "17:00"
+
+    def local(self, now: float) -> datetime:
+        return datetime.fromtimestamp(now, ZoneInfo(self.tz))
+
+    def midnight(self, now: float) -> float:
+        return self.local(now).replace(hour=0, minute=0, second=0, microsecond=0).timestamp()
+
+    def at(self, now: float, hhmm: str) -> float:
+        h, m = (int(x) for x in hhmm.split(":"))
+        return self.local(now).replace(hour=h, minute=m, second=0, microsecond=0).timestamp()
+
+
+def accept_telemetry(db: Database, auth: Authenticated, body: bytes, now: float | None = None,
+                     clock: Clock | None = None) -> tuple[dict[str, Any], list[tuple[str, str, dict[str, Any]]]]:
     """Validate and store one telemetry message; return the reply and live events
     to publish after commit. Raises CartAuthError/TelemetryError with nothing changed."""
     now = time.time() if now is None else now
+    clock = clock or Clock()
     try:
         msg = json.loads(body)
     except (ValueError, UnicodeDecodeError):
@@ -101,17 +123,30 @@ def accept_telemetry(db: Database, auth: Authenticated, body: bytes, now: float 
         if prev_row[1] is None or now - prev_row[1] >= OUTBOX_EVERY_S:
             outbox.append(db, "cart.telemetry", _summary(msg, now))
             db.conn.execute("UPDATE carts SET outbox_at = ? WHERE id = ?", (now, auth.cart_id))
-        from edge.devices import rollout
-
+        events.extend(_end_of_day_once(db, clock, now))
         cmds = rollout.commands_for(db, auth.cart_id, msg, now)
         reply = {"v": protocol.VERSION, "cart": auth.cart_id, "ctr": auth.counter, "now": int(now),
-                 "plan": {"order": plan_for(db, auth.cart_id, auth.slots, msg, now), "ttl": 120}, "cmds": cmds}
+                 "plan": {"order": plan_for(db, auth.cart_id, auth.slots, msg, now, clock), "ttl": 120}, "cmds": cmds}
     return reply, events
 
 
 TABLET_REPORT_TRUSTED_S = 600  # a browser's battery report beats our inference for this long
 ASSUMED_CAPACITY_WH = 30.0  # a classroom tablet (the inventory does not record capacities)
 MAX_GAP_S = 60.0  # never integrate current across a longer silence
+
+
+def _end_of_day_once(db: Database, clock: Clock, now: float) -> list[tuple[str, str, dict[str, Any]]]:
+    # Carts report every few seconds all day, so the first report after the end of
+    # the day runs the not-returned check; hub_meta remembers the day it ran.
+    if now < clock.at(now, clock.end_of_day):
+        return []
+    today = clock.local(now).date().isoformat()
+    row = db.execute("SELECT value FROM hub_meta WHERE key = 'devices.end_of_day'").fetchone()
+    if row and row[0] == today:
+        return []
+    db.conn.execute("INSERT OR REPLACE INTO hub_meta (key, value) VALUES ('devices.end_of_day', ?)", (today,))
+    raised = service.raise_not_returned(db, now, clock.midnight(now))
+    return [(f"staff:{r['class_id']}", "tablet.not_returned", r) for r in raised if r["class_id"]]
 
 
 def _docked_tablets(db: Database, cart_id: str, msg: dict[str, Any], now: float) -> None:
@@ -161,25 +196,23 @@ def _summary(msg: dict[str, Any], now: float) -> dict[str, Any]:
             "faults": sum(1 for f in msg["fault"] if f), "total_ma": msg["total"], "cap_ma": msg["cap"]}
 
 
-def plan_for(db: Database, cart_id: str, slots: int, msg: dict[str, Any], now: float) -> list[int]:
+def plan_for(db: Database, cart_id: str, slots: int, msg: dict[str, Any], now: float, clock: Clock | None = None) -> list[int]:
     """The charge order for this cart now, from tablets' battery levels and the timetable."""
     batteries = {row[0]: row[1] for row in db.execute("SELECT slot, battery FROM tablets WHERE cart_id = ? AND slot IS NOT NULL", (cart_id,))}
     views = [planner.SlotView(s + 1, bool(msg["present"][s]), batteries.get(s + 1), bool(msg["full"][s]), bool(msg["fault"][s])) for s in range(slots)]
-    needs = _needs(db, cart_id, slots, now)
+    needs = _needs(db, cart_id, slots, now, clock or Clock())
     budget_w = db.execute("SELECT budget_w FROM carts WHERE id = ?", (cart_id,)).fetchone()[0]
     k = max(1, int(budget_w // 31.5))  # a 30 W charger budgeted with 5 % margin, as the cart does
     return planner.plan_order(views, needs, k)
 
 
-def _needs(db: Database, cart_id: str, slots: int, now: float) -> list[planner.Need]:
-    lt = time.localtime(now)
-    midnight = now - (lt.tm_hour * 3600 + lt.tm_min * 60 + lt.tm_sec)
+def _needs(db: Database, cart_id: str, slots: int, now: float, clock: Clock) -> list[planner.Need]:
+    weekday = clock.local(now).weekday()
     out = []
     for starts, class_id, count in db.execute(
-        "SELECT starts, class_id, tablets FROM cart_timetable WHERE cart_id = ? AND weekday = ?", (cart_id, lt.tm_wday)
+        "SELECT starts, class_id, tablets FROM cart_timetable WHERE cart_id = ? AND weekday = ?", (cart_id, weekday)
     ):
-        h, m = (int(x) for x in starts.split(":"))
-        at = midnight + h * 3600 + m * 60
+        at = clock.at(now, starts)
         if at <= now:
             continue
         assigned = [r[0] for r in db.execute(

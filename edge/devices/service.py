@@ -130,23 +130,32 @@ def check_in(db: Database, tablet_id: int, class_ids: list[int] | None) -> bool:
         return cur.rowcount > 0
 
 
-def end_of_day(db: Database) -> list[dict[str, Any]]:
+def end_of_day(db: Database, now: float | None = None, day_start: float | None = None) -> list[dict[str, Any]]:
     """Tablets still out: an alert each (teacher and admin views) and an outbox
-    event for the district. Returns what was raised; live events to publish."""
-    raised = []
-    now = time.time()
+    event for the district, once per tablet per day. Returns what was raised, for
+    live events after commit."""
     with transaction(db):
-        rows = db.execute(
-            """SELECT t.id, t.serial, t.cart_id, c.student_id, s.pseudo_id, s.class_id, k.class_id, c.out_at
-               FROM checkouts c JOIN tablets t ON t.id = c.tablet_id
-               LEFT JOIN students s ON s.id = c.student_id LEFT JOIN carts k ON k.id = t.cart_id
-               WHERE c.in_at IS NULL"""
-        ).fetchall()
-        for tablet_id, serial, cart_id, _student_id, pseudo, s_class, k_class, out_at in rows:
-            detail = f"tablet {serial} not back in the cart"
-            db.conn.execute("INSERT INTO cart_alerts (cart_id, kind, detail, created_at) VALUES (?, 'not-returned', ?, ?)", (cart_id, detail, now))
-            outbox.append(db, "tablet.not_returned", {"tablet": serial, "cart": cart_id, "student": pseudo, "out_at": out_at, "at": now})
-            raised.append({"tablet_id": tablet_id, "serial": serial, "cart_id": cart_id, "class_id": s_class or k_class, "detail": detail})
+        return raise_not_returned(db, now, day_start)
+
+
+def raise_not_returned(db: Database, now: float | None = None, day_start: float | None = None) -> list[dict[str, Any]]:
+    """As end_of_day, inside the caller's transaction."""
+    now = time.time() if now is None else now
+    day_start = now - 86400 if day_start is None else day_start
+    raised = []
+    rows = db.execute(
+        """SELECT t.id, t.serial, t.cart_id, s.pseudo_id, s.class_id, k.class_id, c.out_at
+           FROM checkouts c JOIN tablets t ON t.id = c.tablet_id
+           LEFT JOIN students s ON s.id = c.student_id LEFT JOIN carts k ON k.id = t.cart_id
+           WHERE c.in_at IS NULL"""
+    ).fetchall()
+    for tablet_id, serial, cart_id, pseudo, s_class, k_class, out_at in rows:
+        detail = f"tablet {serial} not back in the cart"
+        if db.execute("SELECT 1 FROM cart_alerts WHERE kind = 'not-returned' AND detail = ? AND created_at >= ?", (detail, day_start)).fetchone():
+            continue
+        db.conn.execute("INSERT INTO cart_alerts (cart_id, kind, detail, created_at) VALUES (?, 'not-returned', ?, ?)", (cart_id, detail, now))
+        outbox.append(db, "tablet.not_returned", {"tablet": serial, "cart": cart_id, "student": pseudo, "out_at": out_at, "at": now})
+        raised.append({"tablet_id": tablet_id, "serial": serial, "cart_id": cart_id, "class_id": s_class or k_class, "detail": detail})
     return raised
 
 

@@ -86,9 +86,11 @@ class SimHal(Hal):
                 w = self.true_ma(s) * self.volts / 1000.0
                 watts += w
                 self.tablets[s].charge(min(w, self.tablets[s].input_w()), seconds)
-        loss_w = watts * 0.12  # charger losses heat the cabinet
-        cooling = (self.temp_c - self.ambient_c) * (1.6 if self.fan else 0.6)
-        self.temp_c += (loss_w - cooling) * seconds / 900.0
+        # Charger losses heat the cabinet; a ventilated steel cabinet sheds ~8 W/K,
+        # ~20 W/K with its fan, and holds ~20 kJ/K (air, shelves, tablets).
+        loss_w = watts * 0.12
+        cooling = (self.temp_c - self.ambient_c) * (20.0 if self.fan else 8.0)
+        self.temp_c += (loss_w - cooling) * seconds / 20000.0
 
     # -- the HAL ---------------------------------------------------------------------
     def _bus(self):

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import sqlite3
 import time
+from pathlib import Path
+from typing import Any
 
 from edge.devices.link import infer_battery
 from edge.devices.planner import Need, SlotView, plan_order
-from tests.hub.support import HubEnv, assert_problem, bearer, device
+from tests.hub.support import HubEnv, assert_problem, bearer, build_hub, device
 
 from .cartsim import post, telemetry
 
@@ -120,3 +122,17 @@ def test_the_plan_charges_the_next_lessons_tablets_that_can_be_ready_first() -> 
     assert order.index(5) < order.index(6)
     assert set(order[-3:]) == {9, 10, 11}, "full, faulty and empty slots last"
     assert order.index(4) > order.index(7), "a tablet already ready waits behind those that are not"
+
+
+def test_after_the_end_of_the_day_the_carts_next_report_raises_the_alerts_once(template: Any, tmp_path: Path) -> None:
+    h = build_hub(template, tmp_path / "data", devices={"end_of_day": "00:00"})
+    teacher = bearer(h.staff_token("teacher"))
+    assert h.client().post(f"/api/v1/tablets/{tablet_id(h, 9)}/checkout", json={"student_id": h.student("09")[0]}, headers=teacher).status_code == 204
+    present = [1] * 60
+    present[8] = 0
+    key = demo_cart(h)
+    assert post(h, key, telemetry("demo-cart", 300, present=present)).status_code == 200
+    assert post(h, key, telemetry("demo-cart", 301, present=present)).status_code == 200
+    assert h.client().post("/api/v1/carts/end-of-day", headers=teacher).get_json()["carts"] == [], "not twice a day"
+    assert h.sql("SELECT kind, detail FROM cart_alerts") == [("not-returned", "tablet DEMO-TAB-09 not back in the cart")]
+    assert h.count("outbox", "type = 'tablet.not_returned'") == 1
