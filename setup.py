@@ -25,6 +25,7 @@ setup(
             "lessons/demo_lesson/*",
             "lessons/demo_lesson/**/*",
             "speech/page.html",
+            "speech/demo_data/*",
         ],
         "models": ["speech/manifest.json", "kt/*.onnx", "kt/manifest.json"],
         # The district broker's configuration template and ACL (python -m sync.mosquitto).
