@@ -85,6 +85,7 @@ DEMO_CONTENT: list[str] = [
     "edge.lessons.demo:add_sample_lesson",
     "edge.devices.demo:seed_cart",
     "edge.quiz.demo:add_sample_quiz",
+    "edge.speech.demo:add_sample",
 ]
 
 
