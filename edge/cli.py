@@ -118,8 +118,9 @@ def _run_server(config: HubConfig) -> None:
 @click.option("--host", default="0.0.0.0", show_default=True, help="Address to listen on.")
 @click.option("--port", default=8080, show_default=True, type=click.IntRange(1, 65535))
 @click.option("--no-mdns", is_flag=True, help="Do not advertise by mDNS.")
+@click.option("--speech", is_flag=True, help="Also run the classroom-speech worker (transcribes the sample recording).")
 @pass_ctx
-def demo(obj: _Ctx, host: str, port: int, no_mdns: bool) -> None:
+def demo(obj: _Ctx, host: str, port: int, no_mdns: bool, speech: bool) -> None:
     """Run a demo hub in the foreground: a classroom of 45 students, a teacher, sample content.
 
     The data directory is temporary (deleted on exit) unless --data-dir is given.
@@ -154,9 +155,14 @@ def demo(obj: _Ctx, host: str, port: int, no_mdns: bool) -> None:
         err=False,
     )
     sys.stdout.flush()
+    from edge.speech import demo as speech_demo
+
+    speech_proc = speech_demo.start_worker(config) if speech else None
     try:
         _run_server(config)
     finally:
+        if speech_proc is not None:
+            speech_demo.stop_worker(speech_proc)
         if temp is not None:
             temp.cleanup()
 

@@ -6,4 +6,4 @@ set -eu
 cd "$(dirname "$0")/../.."
 DEBIAN_PACKAGES="python3-venv python3-pip"
 . edge/bootstrap-venv.sh
-exec .venv/bin/classroom-hub demo "$@"
+exec .venv/bin/classroom-hub demo --speech "$@"
