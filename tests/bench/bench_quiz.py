@@ -1,0 +1,383 @@
+"""Quiz answers under a classroom's load: burst, sustained, live-view latency, kill -9.
+
+    .venv/bin/python tests/bench/bench_quiz.py [--rounds 50] [--clients 55] [--seconds 10]
+
+The hub runs as deployed (``classroom-hub serve``, 2 gthread workers, synchronous=FULL) on
+the demo classroom plus ten more students (55). Each client is a signed-in student on its
+own enrolled tablet with a keep-alive connection; the 55 clients are threads spread over
+5 processes (so the Python client's GIL does not queue the requests it is timing), and
+every request is timed from just before it is written to when its response is read.
+
+- Burst: in each of ``--rounds`` rounds the 55 clients wait at one barrier and then each
+  submit one answer (``POST /api/v1/quiz/answers``, a fresh client UUID) to that round's
+  question. p50/p99, errors, and afterwards the database must hold exactly 55 x rounds
+  answers, one per client id (none lost, none doubled), and as many xAPI statements.
+  Baseline, same run, same clients: the same burst of ``GET /api/v1/me`` (the hub's
+  trivial authenticated GET).
+- Live view: a teacher's SSE stream (``GET /api/v1/events``) is open during the burst;
+  latency = arrival of the ``quiz.answer`` event carrying a client id - the moment that
+  client read its acknowledgement (CLOCK_MONOTONIC is shared by all processes).
+- Sustained: the 55 clients answer in a loop (answer changes, each a new submission) for
+  ``--seconds``; answers/s, against ``GET /api/v1/me`` in a loop by the same clients for
+  the same time (the floor), and the ratio.
+- Crash: the clients answer a fresh 50-question session back to back; after ~1 s the hub
+  is killed with SIGKILL (arbiter and workers), restarted on the same data, and every
+  client resends whatever it did not get acknowledged (same client ids) until it is.
+  Every answer acknowledged before the kill must be present exactly once, and so must
+  every answer sent; a sample of acknowledged ones resent after restart must get the
+  same acknowledgement back (200).
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import multiprocessing as mp
+import os
+import random
+import signal
+import socket
+import sqlite3
+import threading
+import time
+import uuid
+from typing import Any
+
+import _benchlib as b
+
+PROCS = 5
+CTX = mp.get_context("fork")
+
+
+# -- setting up the classroom ---------------------------------------------------------------
+
+def setup(port: int, room: b.Classroom, n_clients: int) -> tuple[dict[str, str], int, list[tuple[int, dict[str, str]]]]:
+    st, data = b.api(port, "POST", "/api/v1/auth/login", {"username": room.teacher_user, "password": room.teacher_password})
+    assert st == 201, data
+    teacher = {"Authorization": f"Bearer {data['token']}"}
+    st, data = b.api(port, "GET", "/api/v1/classes", headers=teacher)
+    class_id = data["classes"][0]["id"]
+    # The demo class has 45; a big class has 55.
+    extra = "姓名,学号,PIN\n" + "".join(f"测试学生{i},X{i:02d},{4000 + i}\n" for i in range(1, 11))
+    conn = http.client.HTTPConnection(b.HOST, port, timeout=30)
+    conn.request("POST", f"/api/v1/classes/{class_id}/roster", body=extra.encode(), headers={**teacher, "Content-Type": "text/csv"})
+    resp = conn.getresponse()
+    assert resp.status == 201, resp.read()
+    resp.read()
+    conn.close()
+    creds = json.loads((room.data_dir / "demo-credentials.json").read_text(encoding="utf-8"))
+    pins = {**creds["student_pins"], **{f"X{i:02d}": str(4000 + i) for i in range(1, 11)}}
+    st, data = b.api(port, "GET", f"/api/v1/classes/{class_id}/students", headers=teacher)
+    students = [(s["id"], pins[s["number"]]) for s in data["students"] if s["number"] in pins][:n_clients]
+    st, data = b.api(port, "POST", "/api/v1/pairing-codes", {"class_id": class_id, "kind": "student", "max_uses": 60}, headers=teacher)
+    code = data["code"]
+    clients = []
+    for i, (sid, pin) in enumerate(students):
+        st, dev = b.api(port, "POST", "/api/v1/devices/enrol", {"code": code, "name": f"bench-{i:02d}"})
+        assert st == 201, dev
+        st, sess = b.api(port, "POST", "/api/v1/signin", {"student_id": sid, "pin": pin}, headers={"X-Device-Token": dev["device_token"]})
+        assert st == 201, sess
+        clients.append((sid, {"Authorization": f"Bearer {sess['token']}", "X-Device-Token": dev["device_token"]}))
+    return teacher, class_id, clients
+
+
+def new_session(port: int, teacher: dict[str, str], class_id: int, n_items: int) -> tuple[int, list[int]]:
+    items = []
+    for i in range(n_items):
+        st, data = b.api(port, "POST", "/api/v1/quiz/items", {"type": "single", "stem": f"第{i + 1}题 {uuid.uuid4().hex[:8]}",
+                                                                "options": ["A", "B", "C", "D"], "key": {"choices": [i % 4]},
+                                                                "knowledge_points": ["bench"]}, headers=teacher)
+        assert st == 201, data
+        items.append(data["id"])
+    st, data = b.api(port, "POST", "/api/v1/quiz/sessions", {"class_id": class_id, "item_ids": items, "grace_s": 600}, headers=teacher)
+    assert st == 201, data
+    return data["id"], items
+
+
+# -- clients (threads in forked processes) --------------------------------------------------
+
+class Client:
+    def __init__(self, port: int, student_id: int, headers: dict[str, str]) -> None:
+        self.port, self.student_id, self.headers = port, student_id, headers
+        self.conn: http.client.HTTPConnection | None = None
+
+    def call(self, method: str, path: str, body: dict[str, Any] | None = None) -> tuple[int, bytes, float, float]:
+        if self.conn is None:
+            self.conn = http.client.HTTPConnection(b.HOST, self.port, timeout=15)
+        payload = json.dumps(body).encode() if body is not None else None
+        hdrs = {**self.headers, **({"Content-Type": "application/json"} if payload else {})}
+        t0 = time.monotonic()
+        try:
+            self.conn.request(method, path, body=payload, headers=hdrs)
+            resp = self.conn.getresponse()
+            data = resp.read()
+            return resp.status, data, t0, time.monotonic()
+        except OSError:
+            self.conn.close()
+            self.conn = None
+            return 0, b"", t0, time.monotonic()
+
+    def answer_body(self, session: int, item: int, choice: int) -> dict[str, Any]:
+        return {"client_id": str(uuid.uuid4()), "session_id": session, "item_id": item, "student_id": self.student_id,
+                "response": {"choices": [choice]}, "answered_at": time.time()}
+
+
+def _burst(c: Client, barrier: Any, plan: dict[str, Any], out: list[Any]) -> None:
+    for r in range(plan["rounds"]):
+        body = c.answer_body(plan["session"], plan["items"][r], random.randrange(4)) if plan["kind"] == "answer" else None
+        try:
+            barrier.wait(timeout=60)
+        except threading.BrokenBarrierError:
+            pass
+        if body is None:
+            st, _, t0, t1 = c.call("GET", "/api/v1/me")
+            out.append(("get", st, t0, t1, ""))
+        else:
+            st, _, t0, t1 = c.call("POST", "/api/v1/quiz/answers", body)
+            out.append(("answer", st, t0, t1, body["client_id"]))
+
+
+def _loop(c: Client, barrier: Any, plan: dict[str, Any], out: list[Any]) -> None:
+    barrier.wait(timeout=60)
+    end = time.monotonic() + plan["seconds"]
+    while time.monotonic() < end:
+        if plan["kind"] == "answer":
+            body = c.answer_body(plan["session"], random.choice(plan["items"]), random.randrange(4))
+            st, _, t0, t1 = c.call("POST", "/api/v1/quiz/answers", body)
+        else:
+            st, _, t0, t1 = c.call("GET", "/api/v1/me")
+        out.append(("x", st, t0, t1, ""))
+
+
+def _crash(c: Client, barrier: Any, plan: dict[str, Any], out: list[Any]) -> None:
+    barrier.wait(timeout=60)
+    kill_at = plan["kill_at"]  # shared: monotonic time of the kill, 0 until then
+    for item in plan["items"]:
+        body = c.answer_body(plan["session"], item, random.randrange(4))
+        deadline = time.monotonic() + 90
+        while True:
+            st, data, t0, t1 = c.call("POST", "/api/v1/quiz/answers", body)
+            if st in (200, 201):
+                before = kill_at.value == 0.0 or t1 < kill_at.value
+                out.append(("crash", st, t0, t1, body["client_id"], before, data.decode(), json.dumps(body)))
+                break
+            if time.monotonic() > deadline:
+                out.append(("crash", st, t0, t1, body["client_id"], False, "", json.dumps(body)))
+                break
+            time.sleep(0.2)  # the hub is down or restarting: keep the answer, try again
+
+
+def client_proc(port: int, clients: list[tuple[int, dict[str, str]]], mode: str, plan: dict[str, Any], barrier: Any, q: Any) -> None:
+    fn = {"burst": _burst, "loop": _loop, "crash": _crash}[mode]
+    outs: list[list[Any]] = [[] for _ in clients]
+    threads = [threading.Thread(target=fn, args=(Client(port, sid, h), barrier, plan, outs[i])) for i, (sid, h) in enumerate(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    q.put([row for o in outs for row in o])
+
+
+def run_clients(port: int, clients: list[tuple[int, dict[str, str]]], mode: str, plan: dict[str, Any],
+                during: Any = None) -> list[Any]:
+    barrier = CTX.Barrier(len(clients))
+    q = CTX.Queue()
+    groups = [clients[i::PROCS] for i in range(PROCS)]
+    procs = [CTX.Process(target=client_proc, args=(port, g, mode, plan, barrier, q), daemon=True) for g in groups if g]
+    for p in procs:
+        p.start()
+    if during is not None:
+        during()
+    rows: list[Any] = []
+    for _ in procs:
+        rows += q.get(timeout=600)
+    for p in procs:
+        p.join(10)
+    return rows
+
+
+# -- the teacher's live stream --------------------------------------------------------------
+
+class TeacherStream:
+    """One SSE stream over HTTP/1.0 (no chunking); stamps each quiz.answer's client id on arrival."""
+
+    def __init__(self, port: int, headers: dict[str, str]) -> None:
+        self.arrivals: dict[str, float] = {}
+        self.sock = socket.create_connection((b.HOST, port))
+        req = "GET /api/v1/events HTTP/1.0\r\nAccept: text/event-stream\r\n" + "".join(f"{k}: {v}\r\n" for k, v in headers.items()) + "\r\n"
+        self.sock.sendall(req.encode())
+        self._stop = False
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        buf = b""
+        self.sock.settimeout(0.5)
+        while not self._stop:
+            try:
+                chunk = self.sock.recv(65536)
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            if not chunk:
+                return
+            now = time.monotonic()
+            buf += chunk
+            while b"\n\n" in buf:
+                frame, buf = buf.split(b"\n\n", 1)
+                text = frame.decode("utf-8", "replace")
+                if "event: quiz.answer" in text:
+                    for line in text.split("\n"):
+                        if line.startswith("data:"):
+                            cid = json.loads(line[5:]).get("client_id")
+                            self.arrivals.setdefault(cid, now)
+
+    def close(self) -> None:
+        self._stop = True
+        self.sock.close()
+
+
+# -- checks -----------------------------------------------------------------------------------
+
+def db_counts(data_dir: Any, session: int) -> tuple[int, int, int, int]:
+    conn = sqlite3.connect(data_dir / "hub.sqlite3")
+    try:
+        answers = conn.execute("SELECT COUNT(*), COUNT(DISTINCT client_id) FROM quiz_answers WHERE session_id = ?", (session,)).fetchone()
+        subs = conn.execute("SELECT COUNT(*) FROM quiz_submissions WHERE session_id = ?", (session,)).fetchone()[0]
+        reg = conn.execute("SELECT uuid FROM quiz_sessions WHERE id = ?", (session,)).fetchone()[0]
+        xapi = conn.execute("SELECT COUNT(*) FROM outbox WHERE type = 'xapi.statement' AND json_extract(payload, '$.context.registration') = ?",
+                            (reg,)).fetchone()[0]
+        return answers[0], answers[1], subs, xapi
+    finally:
+        conn.close()
+
+
+def stored_ids(data_dir: Any, session: int) -> dict[str, int]:
+    conn = sqlite3.connect(data_dir / "hub.sqlite3")
+    try:
+        return dict(conn.execute("SELECT client_id, COUNT(*) FROM quiz_submissions WHERE session_id = ? GROUP BY client_id", (session,)).fetchall())
+    finally:
+        conn.close()
+
+
+def lat(rows: list[Any]) -> list[float]:
+    return [(r[3] - r[2]) * 1000 for r in rows]
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--rounds", type=int, default=50)
+    ap.add_argument("--clients", type=int, default=55)
+    ap.add_argument("--seconds", type=int, default=10)
+    args = ap.parse_args()
+    print(f"machine: {b.machine()}")
+    work = b.tmpdir("bench-quiz-")
+    logs = work / "logs"
+    logs.mkdir()
+    data = work / "data"
+    room = b.seed_classroom(data)
+    port = b.free_port()
+    srv = b.start_hub_cli(data, port, logs)
+    srv.wait_ready()
+    teacher, class_id, clients = setup(port, room, args.clients)
+    n = len(clients)
+    print(f"{n} signed-in student tablets, hub pid {srv.proc.pid} (2 gthread workers, synchronous=FULL)")
+    lines = []
+
+    # -- burst ---------------------------------------------------------------------------------
+    session, items = new_session(port, teacher, class_id, args.rounds)
+    stream = TeacherStream(port, teacher)
+    time.sleep(0.5)
+    base_rows = run_clients(port, clients, "burst", {"kind": "get", "rounds": args.rounds})
+    rows = run_clients(port, clients, "burst", {"kind": "answer", "rounds": args.rounds, "session": session, "items": items})
+    time.sleep(2.0)
+    stream.close()
+    ok = [r for r in rows if r[1] == 201]
+    errors = len(rows) - len(ok)
+    base_ok = [r for r in base_rows if r[1] == 200]
+    answers, distinct, subs, xapi = db_counts(data, session)
+    sent = {r[4] for r in rows}
+    bl, al = lat(base_ok), lat(ok)
+    live = [(stream.arrivals[r[4]] - r[3]) * 1000 for r in ok if r[4] in stream.arrivals]
+    missing_live = len(ok) - len(live)
+    lines += [
+        f"burst ({n} clients x {args.rounds} rounds, POST /api/v1/quiz/answers): p50 {b.pct(al, 50):.1f} ms, p99 {b.pct(al, 99):.1f} ms, "
+        f"max {max(al):.1f} ms, errors {errors} (target p50 <= 15 ms, p99 <= 50 ms, no errors)",
+        f"  baseline same burst of GET /api/v1/me: p50 {b.pct(bl, 50):.1f} ms, p99 {b.pct(bl, 99):.1f} ms, errors {len(base_rows) - len(base_ok)}; "
+        f"ratio p50 {b.ratio(b.pct(al, 50), b.pct(bl, 50))}, p99 {b.ratio(b.pct(al, 99), b.pct(bl, 99))}",
+        f"  stored: {answers} answers, {distinct} distinct client ids, {subs} submissions, {xapi} xAPI statements for {len(sent)} sent "
+        f"({'none lost or duplicated' if answers == distinct == subs == xapi == len(sent) else 'MISMATCH'})",
+        f"live view (ack -> teacher's quiz.answer event, during the burst): p50 {b.pct(live, 50):.1f} ms, p99 {b.pct(live, 99):.1f} ms, "
+        f"max {max(live) if live else float('nan'):.1f} ms, missing {missing_live} (target p99 <= 200 ms)",
+    ]
+    for line in lines:
+        print(line, flush=True)
+
+    # -- sustained -----------------------------------------------------------------------------
+    floor_rows = run_clients(port, clients, "loop", {"kind": "get", "seconds": args.seconds})
+    loop_rows = run_clients(port, clients, "loop", {"kind": "answer", "seconds": args.seconds, "session": session, "items": items})
+    floor_ok = sum(1 for r in floor_rows if r[1] == 200)
+    loop_ok = sum(1 for r in loop_rows if r[1] in (200, 201))
+    floor_rps, loop_rps = floor_ok / args.seconds, loop_ok / args.seconds
+    wrk_line = ""
+    if b.wrk_available():
+        w = b.run_wrk(port, "/api/v1/me", teacher, connections=n, duration_s=args.seconds)
+        wrk_line = f"  (for reference, wrk -c{n} on GET /api/v1/me: {w.rps:.0f} req/s, p99 {w.p99:.1f} ms)"
+    lines += [
+        f"sustained ({n} clients in a loop, {args.seconds} s): {loop_rps:.0f} answers/s (errors {len(loop_rows) - loop_ok}, "
+        f"p99 {b.pct(lat(loop_rows), 99):.1f} ms) vs floor GET /api/v1/me {floor_rps:.0f} req/s by the same clients: "
+        f"ratio {b.ratio(loop_rps, floor_rps)} (target >= 0.50x)",
+    ] + ([wrk_line] if wrk_line else [])
+    for line in lines[-2:]:
+        print(line, flush=True)
+
+    # -- crash -----------------------------------------------------------------------------------
+    session2, items2 = new_session(port, teacher, class_id, 50)
+    kill_at = CTX.Value("d", 0.0)
+    restarted: dict[str, Any] = {}
+
+    def killer() -> None:
+        time.sleep(1.0)
+        os.killpg(srv.proc.pid, signal.SIGKILL)
+        kill_at.value = time.monotonic()
+        srv.proc.wait(10)
+        time.sleep(0.5)
+        new = b.start_hub_cli(data, port, logs)
+        restarted["ready_s"] = new.wait_ready()
+        restarted["srv"] = new
+
+    crash_rows = run_clients(port, clients, "crash", {"items": items2, "session": session2, "kill_at": kill_at}, during=killer)
+    acked_before = {r[4]: (r[6], r[7]) for r in crash_rows if r[1] == 201 and r[5]}
+    all_sent = {r[4] for r in crash_rows}
+    gave_up = [r for r in crash_rows if r[1] not in (200, 201)]
+    ids = stored_ids(data, session2)
+    dup = [c for c, k in ids.items() if k != 1]
+    lost_acked = [c for c in acked_before if c not in ids]
+    lost_sent = [c for c in all_sent if c not in ids]
+    # a tablet resending an answer acknowledged before the kill gets the same acknowledgement back
+    heads = dict(clients)
+    sample = random.sample(sorted(acked_before), min(50, len(acked_before)))
+    same = 0
+    for c in sample:
+        ack, body_json = acked_before[c]
+        body = json.loads(body_json)
+        st, again = b.api(port, "POST", "/api/v1/quiz/answers", body, headers=heads[body["student_id"]])
+        same += st == 200 and again == json.loads(ack)
+    lines += [
+        f"crash (kill -9 of arbiter+workers 1 s into a {n} x 50 answer run, restart in {restarted.get('ready_s', float('nan')):.2f} s, clients resend): "
+        f"{len(acked_before)} acknowledged before the kill, {len(all_sent)} sent; lost acknowledged {len(lost_acked)}, lost sent {len(lost_sent)}, "
+        f"duplicated {len(dup)}, gave up {len(gave_up)}; resent acknowledged answers answered 200 with the same ack {same}/{len(sample)}",
+    ]
+    print(lines[-1], flush=True)
+    if "srv" in restarted:
+        restarted["srv"].stop()
+    srv.stop()
+    b.summary([f"machine: {b.machine()}"] + lines)
+    bad = errors or answers != len(sent) or lost_acked or lost_sent or dup
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
