@@ -68,6 +68,8 @@ def simulate(strategy: str, budget_w: float, volts: float, seed: int) -> dict[st
     drain = {}
     ready_counts = []
     worst = 0
+    hottest = hal.temp_c
+    derated = 0
     for t in range(DAY_START, DAY_END, STEP_S):
         now_ms = (t - DAY_START) * 1000
         for start, slots in lessons:
@@ -92,11 +94,13 @@ def simulate(strategy: str, budget_w: float, volts: float, seed: int) -> dict[st
             ctl.apply_plan(order, 120, now_ms)
         ctl.step(now_ms)
         worst = max(worst, hal.true_total_ma())
+        hottest = max(hottest, hal.temp_c)
+        derated += ctl.thermal.state != "ok"
         hal.advance(STEP_S)
         for s, w in drain.items():
             tablets[s - 1].drain(w, STEP_S)
     return {"ready": sum(ready_counts), "per_lesson": ready_counts, "worst_ma": worst, "cap_ma": cap_ma, "k": k,
-            "exceeded": worst > cap_ma}
+            "exceeded": worst > cap_ma, "hottest_c": hottest, "derated_steps": derated}
 
 
 def control_period_micropython() -> dict[str, float] | None:
@@ -139,17 +143,22 @@ def main() -> None:
         tot = {"planner": 0, "round-robin": 0}
         exceeded = False
         k = 0
+        hottest = 0.0
+        derated = 0
         for seed in seeds:
             for strategy in tot:
                 r = simulate(strategy, budget, volts, seed)
                 tot[strategy] += r["ready"]
                 exceeded |= r["exceeded"]
                 k = r["k"]
+                hottest = max(hottest, r["hottest_c"])
+                derated += r["derated_steps"]
         lessons = len(LESSONS) * len(seeds)
         p, b = tot["planner"] / lessons, tot["round-robin"] / lessons
         ratio = p / b if b else float("inf")
         line = (f"{label}: {k} slots may charge at once; ready tablets per lesson start (of 45): planner {p:.1f}, "
-                f"timer round-robin {b:.1f}, ratio {ratio:.2f}x; cap exceeded: {'YES' if exceeded else 'never'}")
+                f"timer round-robin {b:.1f}, ratio {ratio:.2f}x; cap exceeded: {'YES' if exceeded else 'never'}; "
+                f"cabinet max {hottest:.1f} C, derated steps {derated}")
         print(line, flush=True)
         lines.append(line)
     period = control_period_micropython()
