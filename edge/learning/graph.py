@@ -91,6 +91,8 @@ def import_points(db: Database, points: list[KnowledgePoint], source: str) -> in
                  model_skill = excluded.model_skill, source = excluded.source, updated_at = excluded.updated_at""",
             (p.id, p.name, p.subject, p.model_skill, source, now),
         )
+    # Edges after every point exists: an import may name a prerequisite it defines further down.
+    for p in points:
         conn.execute("DELETE FROM learning_prerequisites WHERE kp_id = ?", (p.id,))
         conn.executemany("INSERT INTO learning_prerequisites (kp_id, requires_id) VALUES (?, ?)", [(p.id, r) for r in p.prerequisites])
     return len(points)

@@ -14,6 +14,7 @@ worker's other threads need the cores more than one step needs two.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from dataclasses import dataclass
@@ -30,6 +31,7 @@ _INPUTS = {"skill": "tensor(int64)", "correct": "tensor(int64)", "h": "tensor(fl
 _OUTPUTS = {"p": "tensor(float)", "h_out": "tensor(float)", "c_out": "tensor(float)"}
 
 
+@functools.cache
 def bundled_manifest_path() -> Path:
     """The model shipped with the software (``models/kt/manifest.json``)."""
     import models  # the artefact folder only; training code is never imported

@@ -89,24 +89,36 @@ class Catalogue:
         for i in range(len(rows)):
             for j in self.kp_matrix[i, self.kp_mask[i]]:
                 self.items_of[int(j)].append(i)
-        self.prereq_cols = [[col[r] for r in self.graph.points[k].prerequisites if r in col] for k in self.kp_ids]
+        prereq_cols = [[col[r] for r in self.graph.points[k].prerequisites if r in col] for k in self.kp_ids]
+        pw = max((len(x) for x in prereq_cols), default=1) or 1
+        self.prereq_matrix = np.zeros((len(self.kp_ids), pw), dtype=np.int64)
+        self.prereq_mask = np.zeros((len(self.kp_ids), pw), dtype=bool)
+        for j, pre in enumerate(prereq_cols):
+            self.prereq_matrix[j, : len(pre)] = pre
+            self.prereq_mask[j, : len(pre)] = True
+        self.items_of_arr = [np.asarray(v, dtype=np.int64) for v in self.items_of]
+        self.item_kps = [tuple(self.kp_ids[j] for j in self.kp_matrix[i, self.kp_mask[i]]) for i in range(len(rows))]
+        self.tier_rank = np.array([TIER_ORDER.index(t) for t in self.tier], dtype=np.float32)
         depth: dict[str, int] = {}
         for k in self.graph.order:
             depth[k] = 1 + max((depth[r] for r in self.graph.points[k].prerequisites), default=-1)
         self.depth = np.array([depth.get(k, 0) for k in self.kp_ids], dtype=np.int64)
 
     def predicted(self, p_kp: np.ndarray) -> np.ndarray:
-        """Predicted success of every item for one student's mastery vector."""
-        lg = _logit(p_kp)[self.kp_matrix]
-        lg = np.where(self.kp_mask, lg, np.inf).min(axis=1)
+        """Predicted success of every item: [items] for one mastery vector, [students, items] for many."""
+        lg = _logit(p_kp)[..., self.kp_matrix]
+        lg = np.where(self.kp_mask, lg, np.inf).min(axis=-1)
         return 1.0 / (1.0 + np.exp(-(lg + DIFFICULTY_SCALE * (0.5 - self.difficulty))))
 
 
-def _progress(db: Database, student_ids: Sequence[int]) -> dict[int, dict[str, tuple[float, float | None]]]:
+def _progress(db: Database, student_ids: Sequence[int], recent_since: float) -> dict[int, dict[str, tuple[float, float | None]]]:
+    """Per student, the items that matter now: answered recently or waiting for re-practice."""
     marks = ",".join("?" * len(student_ids))
     out: dict[int, dict[str, tuple[float, float | None]]] = {s: {} for s in student_ids}
     for sid, item, last_at, due in db.execute(
-        f"SELECT student_id, item_id, last_at, due_at FROM learning_item_progress WHERE student_id IN ({marks})", tuple(student_ids)
+        f"""SELECT student_id, item_id, last_at, due_at FROM learning_item_progress
+            WHERE student_id IN ({marks}) AND (due_at IS NOT NULL OR last_at > ?)""",
+        (*student_ids, recent_since),
     ):
         out[sid][item] = (last_at, due)
     return out
@@ -120,11 +132,11 @@ def recommend(db: Database, student_ids: Sequence[int], n: int, policy: Policy |
     if not student_ids or not cat.item_ids:
         return {s: [] for s in student_ids}
     table = mastery_table(db, student_ids, cat.kp_ids)
-    progress = _progress(db, student_ids)
-    center = (policy.band_low + policy.band_high) / 2
+    progress = _progress(db, student_ids, now - policy.min_gap_s)
+    preds = cat.predicted(table.p)
     out: dict[int, list[Pick]] = {}
     for row, sid in enumerate(student_ids):
-        out[sid] = _for_student(cat, table.p[row], progress[sid], n, policy, center, now)
+        out[sid] = _for_student(cat, table.p[row], preds[row], progress[sid], n, policy, now)
     return out
 
 
@@ -137,16 +149,14 @@ def _tier_for(p: float, policy: Policy) -> str:
 
 
 def _for_student(
-    cat: Catalogue, p_kp: np.ndarray, progress: dict[str, tuple[float, float | None]], n: int, policy: Policy, center: float, now: float
+    cat: Catalogue, p_kp: np.ndarray, pred: np.ndarray, progress: dict[str, tuple[float, float | None]], n: int, policy: Policy, now: float
 ) -> list[Pick]:
-    pred = cat.predicted(p_kp)
     picks: list[Pick] = []
-    taken: set[int] = set()
+    blocked = np.zeros(len(cat.item_ids), dtype=bool)  # taken, or answered too recently
 
     def add(i: int, reason: str) -> None:
-        taken.add(i)
-        ks = tuple(cat.kp_ids[j] for j in cat.kp_matrix[i, cat.kp_mask[i]])
-        picks.append(Pick(cat.item_ids[i], ks, cat.tier[i], round(float(pred[i]), 4), reason))
+        blocked[i] = True
+        picks.append(Pick(cat.item_ids[i], cat.item_kps[i], cat.tier[i], round(float(pred[i]), 4), reason))
 
     # 1. due re-practice of wrong items, the most overdue first.
     due = sorted((d, item) for item, (_last, d) in progress.items() if d is not None and d <= now and item in cat.item_index)
@@ -154,10 +164,12 @@ def _for_student(
         add(cat.item_index[item], "review")
     if len(picks) >= n:
         return picks[:n]
+    for item, (last, _d) in progress.items():
+        if now - last < policy.min_gap_s and item in cat.item_index:
+            blocked[cat.item_index[item]] = True
 
-    recent = {cat.item_index[item] for item, (last, _d) in progress.items() if item in cat.item_index and now - last < policy.min_gap_s}
     mastered = p_kp >= policy.mastered
-    ready = np.array([all(p_kp[r] >= policy.ready for r in pre) for pre in cat.prereq_cols], dtype=bool)
+    ready = np.where(cat.prereq_mask, p_kp[cat.prereq_matrix] >= policy.ready, True).all(axis=1)
     # 2. weakest reachable points first; shallower points break ties (prerequisites first).
     frontier = [int(j) for j in np.lexsort((cat.depth, p_kp)) if ready[j] and not mastered[j]]
     reason = "practice"
@@ -165,27 +177,23 @@ def _for_student(
         # 3. nothing left to reach: stretch on the least-mastered points.
         frontier = [int(j) for j in np.argsort(p_kp) if ready[j]]
         reason = "stretch"
-    item_ready = np.where(cat.kp_mask, ready[cat.kp_matrix], True).all(axis=1)
+    blocked |= ~np.where(cat.kp_mask, ready[cat.kp_matrix], True).all(axis=1)  # an item needs all its points reachable
+    center = (policy.band_low + policy.band_high) / 2
+    # Distance from the band's middle; 1 more outside the band, so outside is chosen only when nothing inside is left.
+    base = np.abs(pred - center) + np.where((pred >= policy.band_low) & (pred <= policy.band_high), 0.0, 1.0)
     while len(picks) < n:
         added = False
         for j in frontier:
             if len(picks) >= n:
                 break
-            want_tier = "extension" if reason == "stretch" else _tier_for(float(p_kp[j]), policy)
-            best, best_score = -1, np.inf
-            for i in cat.items_of[j]:
-                if i in taken or i in recent or not item_ready[i]:
-                    continue
-                score = abs(float(pred[i]) - center)
-                if not policy.band_low <= pred[i] <= policy.band_high:
-                    score += 1.0  # outside the band only when nothing inside is left
-                if cat.tier[i] != want_tier:
-                    score += 0.05 * abs(TIER_ORDER.index(cat.tier[i]) - TIER_ORDER.index(want_tier))
-                if score < best_score:
-                    best, best_score = i, score
-            if best >= 0:
-                add(best, reason)
-                added = True
+            cand = cat.items_of_arr[j]
+            cand = cand[~blocked[cand]]
+            if not len(cand):
+                continue
+            want = 2 if reason == "stretch" else TIER_ORDER.index(_tier_for(float(p_kp[j]), policy))
+            score = base[cand] + 0.05 * np.abs(cat.tier_rank[cand] - want)
+            add(int(cand[int(np.argmin(score))]), reason)
+            added = True
         if not added:
             break
     return picks

@@ -242,6 +242,7 @@ def refresh_golden(manifest_path: Path) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--refresh-golden", type=Path, help="only recompute the golden case of this manifest")
+    ap.add_argument("--from-checkpoint", type=Path, help="export and evaluate the best weights of a stopped run (same --hidden)")
     ap.add_argument("--data", type=Path, default=DEFAULT_DIR)
     ap.add_argument("--out", type=Path, default=Path(__file__).resolve().parent)
     ap.add_argument("--version", default="dkt-1")
@@ -264,6 +265,14 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     train = read_split(args.data / TRAIN_FILE)
     test = read_split(args.data / TEST_FILE)
+    if args.from_checkpoint:
+        saved = torch.load(args.from_checkpoint)
+        model = DKT(args.num_skills, args.hidden, args.dropout)
+        model.load_state_dict(saved["state"])
+        model.eval()
+        n_val = len(train) // 10
+        finish(model, args, saved["history"], saved["seconds"], len(train) - n_val, n_val, train, test)
+        return
     # Model selection on 10 % of the training students; the test split is not looked at until the end.
     rng = random.Random(args.seed)
     idx = list(range(len(train)))
@@ -285,12 +294,20 @@ def main() -> None:
         print(json.dumps(history[-1]), flush=True)
         if val_auc > best:
             best, best_state = val_auc, {k: v.clone() for k, v in model.state_dict().items()}
+            # The best weights so far survive a stopped run: --from-checkpoint exports them.
+            args.out.mkdir(parents=True, exist_ok=True)
+            torch.save({"state": best_state, "history": history, "seconds": time.time() - t_start}, args.out / "checkpoint.pt")
         for g in opt.param_groups:
             g["lr"] *= 0.8
     assert best_state is not None
     model.load_state_dict(best_state)
     model.eval()
-    train_s = time.time() - t_start
+    finish(model, args, history, time.time() - t_start, len(fit), len(val), train, test)
+
+
+def finish(model: DKT, args: argparse.Namespace, history: list[dict[str, float]], train_s: float, n_fit: int, n_val: int,
+           train: list[Sequence], test: list[Sequence]) -> None:
+    """Export the trained network, evaluate the exported file on the test split, write the manifest."""
 
     args.out.mkdir(parents=True, exist_ok=True)
     onnx_path = args.out / f"{args.version}.onnx"
@@ -323,8 +340,8 @@ def main() -> None:
         "training": {
             "data": "ASSISTments 2009-2010 skill builder, DKT split (Piech et al. 2015), builder_train.csv",
             "train_sha256": hashlib.sha256((args.data / TRAIN_FILE).read_bytes()).hexdigest(),
-            "students_fit": len(fit),
-            "students_validation": len(val),
+            "students_fit": n_fit,
+            "students_validation": n_val,
             "hyperparameters": {k: getattr(args, k) for k in ("hidden", "epochs", "batch", "chunk", "lr", "dropout", "seed")},
             "history": history,
             "seconds": round(train_s, 1),

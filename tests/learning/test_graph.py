@@ -36,6 +36,13 @@ def test_a_point_needing_itself_is_a_cycle(ldb: Database) -> None:
         graph.import_points(ldb, [graph.KnowledgePoint("x", "x", "", None, ("x",))], "teacher")
 
 
+def test_an_import_may_name_a_prerequisite_defined_further_down(ldb: Database) -> None:
+    points = [graph.KnowledgePoint("late.b", "b", "", None, ("late.a",)), graph.KnowledgePoint("late.a", "a", "", None)]
+    with transaction(ldb):
+        graph.import_points(ldb, points, "package")
+    assert graph.load(ldb).requires("late.b") == ("late.a",)
+
+
 def test_an_unknown_prerequisite_is_refused(ldb: Database) -> None:
     with pytest.raises(UnknownKnowledgePoint, match="nowhere"), transaction(ldb):
         graph.import_points(ldb, [graph.KnowledgePoint("x", "x", "", None, ("nowhere",))], "teacher")
