@@ -5,9 +5,11 @@ the active model."""
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any, NoReturn
 
 from apiflask import APIBlueprint
+from flask import Response
 from pydantic import Field
 
 from edge.auth.guard import ADMIN, STAFF, STUDENT, current_principal, session_auth
@@ -22,9 +24,10 @@ from edge.learning.views import class_policy, heatmap, student_progress
 from edge.schemas import Out, StrictIn
 from edge.storage.db import transaction
 
-bp = APIBlueprint("learning", __name__, url_prefix="/api/v1", tag="Learning")
+bp = APIBlueprint("learning", __name__, tag="Learning")  # routes spell /api/v1: the page lives at /learning
 
 EXERCISES_EVENT = "learning.exercises"
+_PAGE = Path(__file__).resolve().parent / "page.html"
 _ID = r"^[^\s\x00-\x1f][^\x00-\x1f]{0,127}$"
 
 
@@ -68,7 +71,7 @@ def _graph_out() -> dict[str, Any]:
     }
 
 
-@bp.get("/learning/graph")
+@bp.get("/api/v1/learning/graph")
 @bp.auth_required(session_auth, roles=STAFF)
 @bp.output(GraphOut)
 @bp.doc(summary="The knowledge graph (points, prerequisites, an order with prerequisites first)")
@@ -76,7 +79,7 @@ def get_graph() -> dict[str, Any]:
     return _graph_out()
 
 
-@bp.put("/learning/graph")
+@bp.put("/api/v1/learning/graph")
 @bp.auth_required(session_auth, roles=STAFF)
 @bp.input(GraphIn, arg_name="body")
 @bp.output(GraphOut)
@@ -113,7 +116,7 @@ class CountOut(Out):
     count: int
 
 
-@bp.post("/learning/items")
+@bp.post("/api/v1/learning/items")
 @bp.auth_required(session_auth, roles=STAFF)
 @bp.input(ItemsIn, arg_name="body")
 @bp.output(CountOut)
@@ -141,7 +144,7 @@ class HeatmapOut(Out):
     band: dict[str, float]
 
 
-@bp.get("/classes/<int:class_id>/learning/heatmap")
+@bp.get("/api/v1/classes/<int:class_id>/learning/heatmap")
 @bp.auth_required(session_auth, roles=STAFF)
 @bp.output(HeatmapOut)
 @bp.doc(summary="Class mastery map (knowledge point x student), students at risk, the hardest items")
@@ -160,7 +163,7 @@ class SettingsOut(Out):
     band_high: float
 
 
-@bp.put("/classes/<int:class_id>/learning/settings")
+@bp.put("/api/v1/classes/<int:class_id>/learning/settings")
 @bp.auth_required(session_auth, roles=STAFF)
 @bp.input(SettingsIn, arg_name="body")
 @bp.output(SettingsOut)
@@ -192,7 +195,7 @@ def _picks(picks: list[Any]) -> list[dict[str, Any]]:
     return [{"item_id": p.item_id, "knowledge_points": list(p.knowledge_points), "tier": p.tier, "predicted": p.predicted, "reason": p.reason} for p in picks]
 
 
-@bp.get("/classes/<int:class_id>/learning/recommendations")
+@bp.get("/api/v1/classes/<int:class_id>/learning/recommendations")
 @bp.auth_required(session_auth, roles=STAFF)
 @bp.input(RecQuery, location="query", arg_name="query")
 @bp.output(ClassRecsOut)
@@ -215,7 +218,7 @@ class AssignOut(Out):
     snapshots: int
 
 
-@bp.post("/classes/<int:class_id>/learning/assign")
+@bp.post("/api/v1/classes/<int:class_id>/learning/assign")
 @bp.auth_required(session_auth, roles=STAFF)
 @bp.input(AssignIn, arg_name="body")
 @bp.output(AssignOut, status_code=201)
@@ -245,7 +248,7 @@ class MyLearningOut(Out):
     total: int
 
 
-@bp.get("/me/learning")
+@bp.get("/api/v1/me/learning")
 @bp.auth_required(session_auth, roles=[STUDENT])
 @bp.output(MyLearningOut)
 @bp.doc(summary="My mastery per knowledge point and my next exercises")
@@ -272,7 +275,7 @@ class ModelOut(Out):
     bundled: bool
 
 
-@bp.get("/learning/model")
+@bp.get("/api/v1/learning/model")
 @bp.auth_required(session_auth, roles=STAFF)
 @bp.output(ModelOut)
 @bp.doc(summary="The active knowledge-tracing model, its version and evaluation figures")
@@ -285,7 +288,7 @@ class InstallOut(Out):
     active: str
 
 
-@bp.post("/learning/model/install")
+@bp.post("/api/v1/learning/model/install")
 @bp.auth_required(session_auth, roles=[ADMIN])
 @bp.output(InstallOut)
 @bp.doc(summary="Verify and activate models the district delivered to the inbox (refused files keep the old model)")
@@ -295,3 +298,17 @@ def install_models() -> dict[str, Any]:
     results = registry.install_from_inbox(database, hub.config.hub.data_dir)
     return {"results": [{"inbox_id": i, "outcome": o} for i, o in results], "active": registry.active_model(database).version}
 
+
+# -- the page --------------------------------------------------------------------------------
+
+
+@bp.get("/learning")
+@bp.doc(hide=True)
+def learning_page() -> Response:
+    """The class mastery map (staff) / my progress (student): a public shell, the data comes from the API."""
+    from edge.web import static_prefix
+
+    resp = Response(_PAGE.read_text(encoding="utf-8").replace("{{static}}", static_prefix()), mimetype="text/html")
+    resp.charset = "utf-8"
+    resp.headers["Cache-Control"] = "no-cache"
+    return resp
