@@ -56,7 +56,10 @@ class HttpSection(_Section):
     )
 
     max_body_bytes: int = Field(1_048_576, ge=1024, description="Largest request body accepted (bytes) on JSON endpoints.")
-    max_upload_bytes: int = Field(64 * 1_048_576, ge=1024, description="Largest upload accepted (bytes) on upload endpoints.")
+    max_upload_bytes: int = Field(
+        64 * 1_048_576, ge=1024,
+        description="Largest upload accepted (bytes) on upload endpoints.",
+    )
     graceful_timeout_s: int = Field(5, ge=1, le=30, description="Seconds a worker may take to finish requests on shutdown.")
     sse_heartbeat_s: float = Field(15.0, gt=0, le=120, description="Seconds between keep-alive comments on live-event streams.")
 
@@ -145,8 +148,14 @@ class SpeechSection(_Section):
     model_path: Path | None = Field(None, description="Folder of the vosk model; empty means the model named in models/speech/manifest.json.")
     model_sha256: str = Field("", pattern=r"^([0-9a-f]{64})?$", description="Expected tree hash of the model folder (sha256 over each file's path and hash); empty takes it from the manifest.")
     concurrency: int = Field(1, ge=1, le=8, description="Recordings transcribed at once by the worker (each uses about one core).")
-    silence_dbfs: float = Field(-55.0, le=0, description="Audio quieter than this (dBFS RMS) for over a second is not fed to the recognizer; its time still counts.")
-    live_idle_timeout_s: float = Field(30.0, gt=0, le=3600, description="A live stream without new audio for this long is closed and its partial transcript kept.")
+    silence_dbfs: float = Field(
+        -55.0, le=0,
+        description="Audio quieter than this (dBFS RMS) for over a second is not fed to the recognizer; its time still counts.",
+    )
+    live_idle_timeout_s: float = Field(
+        30.0, gt=0, le=3600,
+        description="A live stream without new audio for this long is closed and its partial transcript kept.",
+    )
     max_recording_s: int = Field(3 * 3600, ge=60, description="Longest recording accepted (seconds).")
     max_upload_bytes: int = Field(2 * 1024**3, ge=1_048_576, description="Largest recording file accepted (a 45-minute lesson is ~90 MB as WAV, more as video).")
     retention_days: int = Field(180, ge=1, description="Recordings' audio is deleted after this many days; transcripts stay.")
