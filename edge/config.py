@@ -146,7 +146,10 @@ class SpeechSection(_Section):
 
     enabled: bool = Field(True, description="Accept recordings and run transcription. The hub runs without speech when the model is missing.")
     model_path: Path | None = Field(None, description="Folder of the vosk model; empty means the model named in models/speech/manifest.json.")
-    model_sha256: str = Field("", pattern=r"^([0-9a-f]{64})?$", description="Expected tree hash of the model folder (sha256 over each file's path and hash); empty takes it from the manifest.")
+    model_sha256: str = Field(
+        "", pattern=r"^([0-9a-f]{64})?$",
+        description="Expected tree hash of the model folder (sha256 over each file's path and hash); empty takes it from the manifest.",
+    )
     concurrency: int = Field(1, ge=1, le=8, description="Recordings transcribed at once by the worker (each uses about one core).")
     silence_dbfs: float = Field(
         -55.0, le=0,
@@ -157,7 +160,10 @@ class SpeechSection(_Section):
         description="A live stream without new audio for this long is closed and its partial transcript kept.",
     )
     max_recording_s: int = Field(3 * 3600, ge=60, description="Longest recording accepted (seconds).")
-    max_upload_bytes: int = Field(2 * 1024**3, ge=1_048_576, description="Largest recording file accepted (a 45-minute lesson is ~90 MB as WAV, more as video).")
+    max_upload_bytes: int = Field(
+        2 * 1024**3, ge=1_048_576,
+        description="Largest recording file accepted (a 45-minute lesson is ~90 MB as WAV, more as video).",
+    )
     retention_days: int = Field(180, ge=1, description="Recordings' audio is deleted after this many days; transcripts stay.")
     outbox_audio: bool = Field(False, description="Also offer the recording's audio to the district (a file reference in the transcript event).")
 
