@@ -21,6 +21,7 @@ from edge.quiz import bank, classroom, photos, reports, sessions, views
 from edge.quiz.importers import FORMATS, ImportFormatError
 from edge.quiz.importing import guess_format, import_file
 from edge.quiz.items import TYPES, ItemError, ItemSpec
+from edge.quiz.writer import writer_for
 from edge.schemas import Out, StrictIn
 from edge.storage.db import transaction
 
@@ -311,13 +312,11 @@ def answer(body: AnswerIn) -> tuple[dict[str, Any], int]:
     sid, cid = _student()
     a = sessions.AnswerIn(body.client_id.lower(), body.session_id, body.item_id, body.student_id, body.response, body.final,
                           body.answered_at, body.sent_at)
-    hub = current_hub()
     try:
-        ack, created = sessions.submit_answer(db(), hub.bus, _facts(), a, sid, cid)
+        # Group commit: one transaction and one fsync for every answer arriving together (edge/quiz/writer.py).
+        ack, created = writer_for(current_hub()).submit(a, sid, cid)
     except sessions.QuizError as err:
         _fail(err)
-    if created:
-        hub.bus.wake()
     return ack, 201 if created else 200
 
 

@@ -170,75 +170,81 @@ def submit_answer(db: Database, bus: Any, facts: HubFacts, a: AnswerIn, principa
 
     The ack never says whether the answer is right. Raises :class:`QuizError`.
     """
+    with transaction(db):
+        return apply_answer(db, bus, facts, a, principal_student_id, principal_class_id)
+
+
+def apply_answer(db: Database, bus: Any, facts: HubFacts, a: AnswerIn, principal_student_id: int,
+                 principal_class_id: int) -> tuple[dict[str, Any], bool]:
+    """:func:`submit_answer` inside the caller's transaction (the group writer batches many)."""
     if a.student_id != principal_student_id:
         raise QuizError(409, "wrong-student", "this answer belongs to another student; sign in as that student to send it")
     sha = _request_sha(a)
     item = bank.get_item(db, a.item_id)
-    with transaction(db):
-        prev = db.conn.execute("SELECT session_id, item_id, student_id, request_sha, outcome, received_at FROM quiz_submissions WHERE client_id = ?",
-                               (a.client_id,)).fetchone()
-        if prev is not None:
-            if prev[3] != sha:
-                raise QuizError(409, "replayed-id", "this answer id was already used for a different answer")
-            return _ack(a.client_id, prev[0], prev[1], prev[4], prev[5]), False
-        row = db.conn.execute(_SESSION_ITEM_SQL, (a.session_id, a.item_id)).fetchone()
-        if row is None or row[0] != principal_class_id or item is None:
-            raise QuizError(404, "no-such-question", "this question is not open for your class")
-        class_id, registration, allow_change, grace_s, s_closed, opened_at, closes_at, i_closed = row
-        now = time.time()
-        made_at = _hub_time(a, now)
-        close_at = effective_close(i_closed, s_closed, closes_at)
-        if close_at is not None and now > close_at:
-            if made_at > close_at:
-                raise QuizError(409, "question-closed", "this question has closed")
-            if now > close_at + grace_s:
-                raise QuizError(409, "question-closed", "this answer arrived after the grace period for offline answers")
-            if db.conn.execute("SELECT 1 FROM quiz_reveals WHERE session_id = ? AND item_id = ? AND student_id = ?",
-                               (a.session_id, a.item_id, a.student_id)).fetchone():
-                raise QuizError(409, "question-closed", "the answer was already shown on this tablet")
-        if made_at < opened_at - _OPEN_SKEW_S:
-            made_at = opened_at  # a tablet clock far behind: never before the question existed
-        try:
-            response = validate_response(item.type, len(item.options), n_blanks(item.type, item.key), a.response, item.allow_photo)
-        except ItemError as exc:
-            raise QuizError(422, "bad-answer", str(exc)) from None
-        if "photo_id" in response and not db.conn.execute("SELECT 1 FROM quiz_photos WHERE id = ? AND student_id = ?",
-                                                          (response["photo_id"], a.student_id)).fetchone():
-            raise QuizError(422, "bad-answer", "upload the photo before sending the answer")
-        cur_ans = db.conn.execute("SELECT id, final, client_time, changes FROM quiz_answers WHERE session_id = ? AND item_id = ? AND student_id = ?",
-                                  (a.session_id, a.item_id, a.student_id)).fetchone()
-        outcome = "accepted"
-        if cur_ans is not None:
-            if cur_ans[2] > made_at:
-                outcome = "superseded"  # an older change arriving after a newer one: kept as history only
-            elif cur_ans[1]:
-                raise QuizError(409, "already-submitted", "this question was already submitted")
-            elif not allow_change:
-                raise QuizError(409, "no-changes", "answers to this quiz cannot be changed")
-        db.conn.execute("INSERT INTO quiz_submissions (client_id, session_id, item_id, student_id, request_sha, outcome, received_at)"
-                        " VALUES (?,?,?,?,?,?,?)", (a.client_id, a.session_id, a.item_id, a.student_id, sha, outcome, now))
-        if outcome == "superseded":
-            return _ack(a.client_id, a.session_id, a.item_id, outcome, now), True
-        g = grade(item.type, item.key, item.points, response)
-        resp_json = json.dumps(response, ensure_ascii=False, separators=(",", ":"))
-        if cur_ans is None:
-            db.conn.execute(
-                "INSERT INTO quiz_answers (session_id, item_id, student_id, client_id, response, final, client_time, received_at, correct, score)"
-                " VALUES (?,?,?,?,?,?,?,?,?,?)",
-                (a.session_id, a.item_id, a.student_id, a.client_id, resp_json, int(a.final), made_at, now,
-                 None if g.correct is None else int(g.correct), g.score))
-        else:
-            db.conn.execute(
-                "UPDATE quiz_answers SET client_id = ?, response = ?, final = ?, client_time = ?, received_at = ?, correct = ?, score = ?,"
-                " marked_by = NULL, changes = changes + 1 WHERE id = ?",
-                (a.client_id, resp_json, int(a.final), made_at, now, None if g.correct is None else int(g.correct), g.score, cur_ans[0]))
-        if g.correct is not None:
-            _record_graded(db, facts, item, a.student_id, a.client_id, response, g.correct, float(g.score or 0.0), registration, made_at)
-        answered = db.conn.execute("SELECT COUNT(*) FROM quiz_answers WHERE session_id = ? AND item_id = ?", (a.session_id, a.item_id)).fetchone()[0]
-        bus.emit(db, staff_channel(class_id), EV_ANSWER, {
-            "session_id": a.session_id, "item_id": a.item_id, "student_id": a.student_id, "client_id": a.client_id,
-            "response": response, "correct": g.correct, "answered": answered, "final": a.final,
-        })
+    prev = db.conn.execute("SELECT session_id, item_id, student_id, request_sha, outcome, received_at FROM quiz_submissions WHERE client_id = ?",
+                           (a.client_id,)).fetchone()
+    if prev is not None:
+        if prev[3] != sha:
+            raise QuizError(409, "replayed-id", "this answer id was already used for a different answer")
+        return _ack(a.client_id, prev[0], prev[1], prev[4], prev[5]), False
+    row = db.conn.execute(_SESSION_ITEM_SQL, (a.session_id, a.item_id)).fetchone()
+    if row is None or row[0] != principal_class_id or item is None:
+        raise QuizError(404, "no-such-question", "this question is not open for your class")
+    class_id, registration, allow_change, grace_s, s_closed, opened_at, closes_at, i_closed = row
+    now = time.time()
+    made_at = _hub_time(a, now)
+    close_at = effective_close(i_closed, s_closed, closes_at)
+    if close_at is not None and now > close_at:
+        if made_at > close_at:
+            raise QuizError(409, "question-closed", "this question has closed")
+        if now > close_at + grace_s:
+            raise QuizError(409, "question-closed", "this answer arrived after the grace period for offline answers")
+        if db.conn.execute("SELECT 1 FROM quiz_reveals WHERE session_id = ? AND item_id = ? AND student_id = ?",
+                           (a.session_id, a.item_id, a.student_id)).fetchone():
+            raise QuizError(409, "question-closed", "the answer was already shown on this tablet")
+    if made_at < opened_at - _OPEN_SKEW_S:
+        made_at = opened_at  # a tablet clock far behind: never before the question existed
+    try:
+        response = validate_response(item.type, len(item.options), n_blanks(item.type, item.key), a.response, item.allow_photo)
+    except ItemError as exc:
+        raise QuizError(422, "bad-answer", str(exc)) from None
+    if "photo_id" in response and not db.conn.execute("SELECT 1 FROM quiz_photos WHERE id = ? AND student_id = ?",
+                                                      (response["photo_id"], a.student_id)).fetchone():
+        raise QuizError(422, "bad-answer", "upload the photo before sending the answer")
+    cur_ans = db.conn.execute("SELECT id, final, client_time, changes FROM quiz_answers WHERE session_id = ? AND item_id = ? AND student_id = ?",
+                              (a.session_id, a.item_id, a.student_id)).fetchone()
+    outcome = "accepted"
+    if cur_ans is not None:
+        if cur_ans[2] > made_at:
+            outcome = "superseded"  # an older change arriving after a newer one: kept as history only
+        elif cur_ans[1]:
+            raise QuizError(409, "already-submitted", "this question was already submitted")
+        elif not allow_change:
+            raise QuizError(409, "no-changes", "answers to this quiz cannot be changed")
+    db.conn.execute("INSERT INTO quiz_submissions (client_id, session_id, item_id, student_id, request_sha, outcome, received_at)"
+                    " VALUES (?,?,?,?,?,?,?)", (a.client_id, a.session_id, a.item_id, a.student_id, sha, outcome, now))
+    if outcome == "superseded":
+        return _ack(a.client_id, a.session_id, a.item_id, outcome, now), True
+    g = grade(item.type, item.key, item.points, response)
+    resp_json = json.dumps(response, ensure_ascii=False, separators=(",", ":"))
+    if cur_ans is None:
+        db.conn.execute(
+            "INSERT INTO quiz_answers (session_id, item_id, student_id, client_id, response, final, client_time, received_at, correct, score)"
+            " VALUES (?,?,?,?,?,?,?,?,?,?)",
+            (a.session_id, a.item_id, a.student_id, a.client_id, resp_json, int(a.final), made_at, now,
+             None if g.correct is None else int(g.correct), g.score))
+    else:
+        db.conn.execute(
+            "UPDATE quiz_answers SET client_id = ?, response = ?, final = ?, client_time = ?, received_at = ?, correct = ?, score = ?,"
+            " marked_by = NULL, changes = changes + 1 WHERE id = ?",
+            (a.client_id, resp_json, int(a.final), made_at, now, None if g.correct is None else int(g.correct), g.score, cur_ans[0]))
+    if g.correct is not None:
+        _record_graded(db, facts, item, a.student_id, a.client_id, response, g.correct, float(g.score or 0.0), registration, made_at)
+    answered = db.conn.execute("SELECT COUNT(*) FROM quiz_answers WHERE session_id = ? AND item_id = ?", (a.session_id, a.item_id)).fetchone()[0]
+    bus.emit(db, staff_channel(class_id), EV_ANSWER, {
+        "session_id": a.session_id, "item_id": a.item_id, "student_id": a.student_id, "client_id": a.client_id,
+        "response": response, "correct": g.correct, "answered": answered, "final": a.final,
+    })
     return _ack(a.client_id, a.session_id, a.item_id, outcome, now), True
 
 

@@ -271,6 +271,8 @@ def main() -> int:
     ap.add_argument("--rounds", type=int, default=50)
     ap.add_argument("--clients", type=int, default=55)
     ap.add_argument("--seconds", type=int, default=10)
+    ap.add_argument("--synchronous", choices=["FULL", "NORMAL"], default="FULL",
+                    help="storage.synchronous of the hub (FULL as shipped; NORMAL shows what the WAL fsync costs)")
     args = ap.parse_args()
     print(f"machine: {b.machine()}")
     work = b.tmpdir("bench-quiz-")
@@ -279,11 +281,11 @@ def main() -> int:
     data = work / "data"
     room = b.seed_classroom(data)
     port = b.free_port()
-    srv = b.start_hub_cli(data, port, logs)
+    srv = b.start_hub_cli(data, port, logs, HUB_STORAGE_SYNCHRONOUS=args.synchronous)
     srv.wait_ready()
     teacher, class_id, clients = setup(port, room, args.clients)
     n = len(clients)
-    print(f"{n} signed-in student tablets, hub pid {srv.proc.pid} (2 gthread workers, synchronous=FULL)")
+    print(f"{n} signed-in student tablets, hub pid {srv.proc.pid} (2 gthread workers, synchronous={args.synchronous})")
     lines = []
 
     # -- burst ---------------------------------------------------------------------------------
@@ -344,7 +346,7 @@ def main() -> int:
         kill_at.value = time.monotonic()
         srv.proc.wait(10)
         time.sleep(0.5)
-        new = b.start_hub_cli(data, port, logs)
+        new = b.start_hub_cli(data, port, logs, HUB_STORAGE_SYNCHRONOUS=args.synchronous)
         restarted["ready_s"] = new.wait_ready()
         restarted["srv"] = new
 

@@ -1,0 +1,143 @@
+"""Group commit for answers: one writer thread per worker process.
+
+55 tablets answering the same instant would otherwise be 55 transactions, each
+waiting for the SQLite write lock (SQLite's busy handler polls with sleeps of up
+to 100 ms) and each paying its own WAL fsync. Instead, request threads hand their
+answer to this process's writer and wait; the writer takes everything queued,
+applies each answer under its own SAVEPOINT (a refused answer rolls back alone),
+commits once (one fsync for the batch) and only then releases the waiting
+requests. An answer is therefore acknowledged only after the commit that made it
+durable, exactly as with one transaction per answer.
+
+The two worker processes' writers take turns through an flock on
+``<run_dir>/quiz-writer.lock``, which wakes the waiter the moment the other
+commits instead of polling.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import queue
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from edge.quiz.sessions import AnswerIn, HubFacts, QuizError, apply_answer
+from edge.storage.db import Database, connect
+
+log = logging.getLogger(__name__)
+
+MAX_BATCH = 256
+
+
+@dataclass
+class _Job:
+    answer: AnswerIn
+    student_id: int
+    class_id: int
+    done: threading.Event = field(default_factory=threading.Event)
+    result: tuple[dict[str, Any], bool] | None = None
+    error: Exception | None = None
+
+
+class GroupWriter:
+    def __init__(self, db_path: Path, busy_timeout_ms: int, synchronous: str, lock_path: Path, bus: Any, facts: HubFacts) -> None:
+        self._db_args = (db_path, busy_timeout_ms, synchronous)
+        self._lock_path = lock_path
+        self._bus = bus
+        self._facts = facts
+        self._queue: queue.Queue[_Job] = queue.Queue()
+        self._thread: threading.Thread | None = None
+        self._pid: int | None = None
+        self._start_lock = threading.Lock()
+
+    def submit(self, answer: AnswerIn, student_id: int, class_id: int, timeout: float = 30.0) -> tuple[dict[str, Any], bool]:
+        """Apply one answer in the next group commit; returns (ack, created) once it is durable."""
+        self._ensure_thread()
+        job = _Job(answer, student_id, class_id)
+        self._queue.put(job)
+        if not job.done.wait(timeout):
+            # Not acknowledged: the tablet keeps the answer and resends it (same client id).
+            raise QuizError(503, "busy", "the hub is busy; the answer will be sent again")
+        if job.error is not None:
+            raise job.error
+        assert job.result is not None
+        return job.result
+
+    def _ensure_thread(self) -> None:
+        if self._thread is not None and self._pid == os.getpid() and self._thread.is_alive():
+            return
+        with self._start_lock:
+            if self._thread is not None and self._pid == os.getpid() and self._thread.is_alive():
+                return
+            if self._pid != os.getpid():
+                self._queue = queue.Queue()  # a forked child must not inherit the parent's jobs
+            self._pid = os.getpid()
+            self._thread = threading.Thread(target=self._run, name="quiz-writer", daemon=True)
+            self._thread.start()
+
+    def _run(self) -> None:
+        db = connect(*self._db_args)
+        self._lock_path.parent.mkdir(parents=True, exist_ok=True)
+        lock_fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        while True:
+            batch = [self._queue.get()]
+            while len(batch) < MAX_BATCH:
+                try:
+                    batch.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            try:
+                self._commit(db, lock_fd, batch)
+            except Exception as exc:  # the whole batch failed to commit: nobody is acknowledged
+                log.exception("answer batch failed", extra={"answers": len(batch)})
+                failed = QuizError(503, "write-failed", f"the answer could not be stored ({type(exc).__name__}); it will be sent again")
+                for job in batch:
+                    job.result, job.error = None, failed
+            for job in batch:
+                job.done.set()
+            if any(job.result is not None and job.result[1] for job in batch):
+                self._bus.wake()
+
+    def _commit(self, db: Database, lock_fd: int, batch: list[_Job]) -> None:
+        conn = db.conn
+        fcntl.flock(lock_fd, fcntl.LOCK_EX)
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                for job in batch:
+                    conn.execute("SAVEPOINT answer")
+                    try:
+                        job.result = apply_answer(db, self._bus, self._facts, job.answer, job.student_id, job.class_id)
+                    except Exception as exc:  # one bad answer must not sink the batch
+                        conn.execute("ROLLBACK TO answer")
+                        job.error = exc if isinstance(exc, QuizError) else QuizError(500, "internal-error", "the answer could not be processed")
+                        if not isinstance(exc, QuizError):
+                            log.exception("answer failed", extra={"client_id": job.answer.client_id})
+                    conn.execute("RELEASE answer")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+        finally:
+            fcntl.flock(lock_fd, fcntl.LOCK_UN)
+
+
+_writers: dict[int, GroupWriter] = {}
+_writers_lock = threading.Lock()
+
+
+def writer_for(hub: Any) -> GroupWriter:
+    """This app's writer (one per hub object; its thread is per process)."""
+    key = id(hub)
+    with _writers_lock:
+        w = _writers.get(key)
+        if w is None:
+            cfg = hub.config
+            w = GroupWriter(cfg.db_path, cfg.storage.busy_timeout_ms, cfg.storage.synchronous, cfg.run_dir / "quiz-writer.lock",
+                            hub.bus, HubFacts(hub.hub_id, cfg.hub.timezone))
+            _writers[key] = w
+        return w
