@@ -79,7 +79,9 @@ def search(db: Database, query: str, class_ids: list[int] | None, limit: int = 2
     args = ["%" + t.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%" for t in terms]
     rows = db.execute(
         f"SELECT {cols}, s.search_text FROM speech_segments s {joins} WHERE {likes}{where_class} "
-        f"ORDER BY r.created_at DESC, s.idx LIMIT ?",
+        # Newest recordings first, walking the (recording_id, idx) index backwards, so a
+        # common short term stops after `limit` rows instead of scanning every transcript.
+        f"ORDER BY s.recording_id DESC, s.idx LIMIT ?",
         [*args, *class_args, limit],
     ).fetchall()
     return [_hit(r, _mark(r[8], terms)) for r in rows]
