@@ -42,6 +42,9 @@ class LinkSettings:
     session_expiry_s: int = 0
     min_delay: float = 1.0
     max_delay: float = 120.0
+    # TCP connect + TLS handshake + CONNACK. paho's 5 s default is too short when a
+    # whole district reconnects after a broker restart and handshakes queue up.
+    connect_timeout: float = 30.0
 
 
 class Backoff:
@@ -91,6 +94,7 @@ class Link:
         # Batches are acked by the district, not by PUBACK: allow a window of them in flight.
         self.client.max_inflight_messages_set(64)
         self.client.max_queued_messages_set(0)
+        self.client.connect_timeout = settings.connect_timeout
         if settings.username:
             self.client.username_pw_set(settings.username, settings.password)
         if settings.tls:
