@@ -101,7 +101,7 @@ def get_lesson(lesson: int) -> dict[str, object]:
     return detail
 
 
-@bp.route("/api/v1/content/sha256/<string:sha256>", methods=["GET", "HEAD"])
+@bp.route("/api/v1/content/sha256/<string:digest>", methods=["GET", "HEAD"])
 @bp.auth_required(session_auth)
 @bp.doc(
     summary="A lesson file's bytes by sha256 (strong ETag, immutable, Range/206, If-None-Match/304)",
@@ -109,13 +109,13 @@ def get_lesson(lesson: int) -> dict[str, object]:
                206: {"description": "part of the file"}, 304: {"description": "not modified"}, 404: {"description": "no such file"},
                416: {"description": "unsatisfiable or malformed Range"}},
 )
-def content(sha256: str) -> Response:
-    if not _SHA.match(sha256):
+def content(digest: str) -> Response:
+    if not _SHA.match(digest):
         problem(404, "no-such-content", "content URLs end in a lowercase sha256 hex digest")
-    media_type = service.blob_media_type(db(), sha256)
+    media_type = service.blob_media_type(db(), digest)
     if media_type is None:
         problem(404, "no-such-content", "no installed lesson has this file")
-    return send_blob(blob_path(current_hub().config.hub.data_dir, sha256), sha256, media_type)
+    return send_blob(blob_path(current_hub().config.hub.data_dir, digest), digest, media_type)
 
 
 @bp.route("/lesson-frame/<string:token>/<path:path>", methods=["GET", "HEAD"])
