@@ -8,7 +8,7 @@ student an answer key or explanation of a question that has not closed for them.
 from __future__ import annotations
 
 import logging
-from typing import Any, Literal, NoReturn
+from typing import Annotated, Any, Literal, NoReturn
 
 from apiflask import APIBlueprint
 from flask import Response, request, send_file
@@ -28,6 +28,17 @@ from edge.storage.db import transaction
 log = logging.getLogger(__name__)
 bp = APIBlueprint("quiz", __name__, url_prefix="/api/v1", tag="Quizzes")
 
+#: Ids are SQLite integers; anything larger names nothing (and must not reach SQLite).
+ID_MAX = 2**53 - 1
+Id = Annotated[int, Field(ge=1, le=ID_MAX)]
+
+
+@bp.before_request
+def _ids_in_range() -> None:
+    for value in (request.view_args or {}).values():
+        if isinstance(value, int) and not 0 < value <= ID_MAX:
+            problem(404, "not-found", "there is nothing at this address")
+
 
 def _fail(err: sessions.QuizError) -> NoReturn:
     problem(err.status, err.slug, str(err))
@@ -40,7 +51,8 @@ def _facts() -> sessions.HubFacts:
 
 def _staff_class(class_id: int) -> None:
     p = current_principal()
-    if p.role != ADMIN and class_id not in p.class_ids:
+    known = class_id in p.class_ids if p.role != ADMIN else db().execute("SELECT 1 FROM classes WHERE id = ?", (class_id,)).fetchone()
+    if not known:
         problem(404, "no-such-class", "no such class")
 
 
@@ -69,7 +81,7 @@ class ItemIn(StrictIn):
     explanation: str = Field("", max_length=4000, description="解析, shown to students after the question closes.")
     difficulty: int | None = Field(None, ge=1, le=5)
     knowledge_points: list[str] = Field(default_factory=list, max_length=20)
-    points: float = Field(1.0, gt=0, le=100)
+    points: float = Field(1.0, gt=0, le=100, allow_inf_nan=False)
     allow_photo: bool = False
 
 
@@ -156,14 +168,15 @@ def list_quizzes() -> dict[str, Any]:
 
 
 class SessionIn(StrictIn):
-    class_id: int = Field(ge=1)
+    class_id: int = Field(ge=1, le=ID_MAX)
     kind: Literal["quiz", "question", "exit_ticket"] = "quiz"
-    quiz_id: int | None = Field(None, ge=1, description="Run this quiz; or give item_ids.")
-    item_ids: list[int] = Field(default_factory=list, max_length=200, description="Push these questions (one for a single question).")
+    quiz_id: int | None = Field(None, ge=1, le=ID_MAX, description="Run this quiz; or give item_ids.")
+    item_ids: list[Id] = Field(default_factory=list, max_length=200, description="Push these questions (one for a single question).")
     title: str = Field("", max_length=200)
     allow_change: bool = Field(True, description="Students may change an answer until they submit or the question closes.")
-    grace_s: float | None = Field(None, ge=0, le=86400, description="Offline answers made before the close are accepted this long after it.")
-    time_limit_s: float | None = Field(None, gt=0, le=86400)
+    grace_s: float | None = Field(None, ge=0, le=86400, allow_inf_nan=False,
+                                  description="Offline answers made before the close are accepted this long after it.")
+    time_limit_s: float | None = Field(None, gt=0, le=86400, allow_inf_nan=False)
 
 
 class SessionOut(Out):
@@ -206,12 +219,14 @@ class SessionsOut(Out):
 @bp.get("/quiz/sessions")
 @bp.auth_required(session_auth, roles=STAFF)
 @bp.output(SessionsOut)
-@bp.doc(summary="Sessions of a class (class_id=), newest first")
+@bp.doc(summary="Sessions of a class (class_id=), newest first", responses={404: "No such class", 422: "class_id missing"})
 def list_sessions() -> dict[str, Any]:
     try:
         class_id = int(request.args.get("class_id", ""))
     except ValueError:
         problem(422, "class-id-required", "class_id= is required")
+    if not 0 < class_id <= ID_MAX:
+        problem(404, "no-such-class", "no such class")
     _staff_class(class_id)
     rows = db().execute("SELECT id, title, kind, started_at, closed_at FROM quiz_sessions WHERE class_id = ? ORDER BY id DESC LIMIT 200",
                         (class_id,)).fetchall()
@@ -226,7 +241,7 @@ class AnyOut(Out):
 @bp.auth_required(session_auth, roles=STAFF)
 @bp.output(AnyOut)
 @bp.doc(summary="The live view: answered count, distribution, correctness grid, most-missed question",
-        description="projector=1 leaves out every student name, number and id (for the classroom screen).")
+        description="projector=1 leaves out every student name, number and id (for the classroom screen).", responses={404: "No such session"})
 def live(session_id: int) -> dict[str, Any]:
     _staff_session(session_id)
     view = views.live_view(db(), session_id, projector=request.args.get("projector") in ("1", "true"))
@@ -235,7 +250,7 @@ def live(session_id: int) -> dict[str, Any]:
 
 
 class CloseIn(StrictIn):
-    item_id: int | None = Field(None, ge=1, description="Close only this question; the whole session when absent.")
+    item_id: int | None = Field(None, ge=1, le=ID_MAX, description="Close only this question; the whole session when absent.")
 
 
 class ClosedOut(Out):
@@ -246,7 +261,7 @@ class ClosedOut(Out):
 @bp.auth_required(session_auth, roles=STAFF)
 @bp.input(CloseIn, arg_name="body")
 @bp.output(ClosedOut)
-@bp.doc(summary="Close a question or the whole session; students can then see keys and explanations")
+@bp.doc(summary="Close a question or the whole session; students can then see keys and explanations", responses={404: "No such session or question"})
 def close_session(session_id: int, body: CloseIn) -> dict[str, Any]:
     _staff_session(session_id)
     try:
@@ -258,7 +273,7 @@ def close_session(session_id: int, body: CloseIn) -> dict[str, Any]:
 
 
 class MarkIn(StrictIn):
-    score: float = Field(ge=0, le=100)
+    score: float = Field(ge=0, le=100, allow_inf_nan=False)
 
 
 @bp.post("/quiz/answers/<int:answer_id>/mark")
@@ -281,13 +296,14 @@ def mark(answer_id: int, body: MarkIn) -> dict[str, Any]:
 
 class AnswerIn(StrictIn):
     client_id: str = Field(pattern=r"^[0-9a-fA-F-]{32,36}$", description="A UUID the tablet generated for this answer; a retry sends the same one.")
-    session_id: int = Field(ge=1)
-    item_id: int = Field(ge=1)
-    student_id: int = Field(ge=1, description="Whose answer this is (a queued answer of a signed-out student is refused, not misfiled).")
+    session_id: int = Field(ge=1, le=ID_MAX)
+    item_id: int = Field(ge=1, le=ID_MAX)
+    student_id: int = Field(ge=1, le=ID_MAX, description="Whose answer this is (a queued answer of a signed-out student is refused, not misfiled).")
     response: dict[str, Any] = Field(description="choices / value / blanks / number / text / photo_id, per question type.")
     final: bool = Field(False, description="Submitted: no more changes.")
-    answered_at: float = Field(description="When the student answered, tablet clock (Unix seconds).")
-    sent_at: float | None = Field(None, description="When this copy was sent, tablet clock; lets the hub correct a wrong tablet clock.")
+    answered_at: float = Field(ge=0, le=1e11, allow_inf_nan=False, description="When the student answered, tablet clock (Unix seconds).")
+    sent_at: float | None = Field(None, ge=0, le=1e11, allow_inf_nan=False,
+                                  description="When this copy was sent, tablet clock; lets the hub correct a wrong tablet clock.")
 
 
 class AckOut(Out):
@@ -307,7 +323,7 @@ class AckOut(Out):
                     "whether the answer is right.",
         responses={200: "A retry of an answer already recorded", 404: "No such open question for this class",
                    409: "Closed question, already submitted, another student's answer, or a reused id with other content",
-                   422: "Not a valid answer for this question"})
+                   422: "Not a valid answer for this question", 503: "Busy: send it again"})
 def answer(body: AnswerIn) -> tuple[dict[str, Any], int]:
     sid, cid = _student()
     a = sessions.AnswerIn(body.client_id.lower(), body.session_id, body.item_id, body.student_id, body.response, body.final,
@@ -336,7 +352,7 @@ def current() -> dict[str, Any]:
 @bp.get("/quiz/sessions/<int:session_id>/mine")
 @bp.auth_required(session_auth, roles=[STUDENT])
 @bp.output(AnyOut)
-@bp.doc(summary="My results in a session: keys, explanations and grades of closed questions only")
+@bp.doc(summary="My results in a session: keys, explanations and grades of closed questions only", responses={404: "No such session for my class"})
 def mine(session_id: int) -> dict[str, Any]:
     sid, cid = _student()
     out = views.student_results(db(), session_id, cid, sid)
@@ -357,7 +373,7 @@ class PhotoOut(Out):
 @bp.auth_required(session_auth, roles=[STUDENT])
 @bp.output(PhotoOut, status_code=201)
 @bp.doc(summary="Upload a photo answer (JPEG, PNG or WebP body); then answer with its photo_id",
-        responses={413: "Too large", 415: "Not an image"})
+        responses={413: "Too large", 415: "Not an image", 422: "Empty body"})
 def upload_photo() -> tuple[dict[str, Any], int]:
     sid, _ = _student()
     cfg = current_hub().config
@@ -374,7 +390,8 @@ def upload_photo() -> tuple[dict[str, Any], int]:
 @bp.get("/quiz/photos/<string:photo_id>")
 @bp.auth_required(session_auth, roles=[*STAFF, STUDENT])
 @bp.doc(summary="A photo answer (its student, or staff of the student's class)",
-        responses={200: {"description": "The image", "content": {"image/jpeg": {"schema": {"type": "string", "format": "binary"}}}}})
+        responses={200: {"description": "The image", "content": {"image/jpeg": {"schema": {"type": "string", "format": "binary"}}}},
+                   404: "No such photo"})
 def get_photo(photo_id: str) -> Response:
     p = current_principal()
     row = db().execute("SELECT p.mime, p.student_id, s.class_id FROM quiz_photos p JOIN students s ON s.id = p.student_id WHERE p.id = ?",
@@ -390,7 +407,7 @@ def get_photo(photo_id: str) -> Response:
 @bp.get("/quiz/sessions/<int:session_id>/report")
 @bp.auth_required(session_auth, roles=STAFF)
 @bp.output(AnyOut)
-@bp.doc(summary="After-class report: per question (difficulty, discrimination) and per student")
+@bp.doc(summary="After-class report: per question (difficulty, discrimination) and per student", responses={404: "No such session"})
 def report(session_id: int) -> dict[str, Any]:
     _staff_session(session_id)
     return reports.session_report(db(), session_id)
@@ -424,7 +441,7 @@ def my_results() -> dict[str, Any]:
 @bp.get("/quiz/students/<int:student_id>/notebook")
 @bp.auth_required(session_auth, roles=STAFF)
 @bp.output(AnyOut)
-@bp.doc(summary="A student's wrong-answer notebook (staff of the student's class)")
+@bp.doc(summary="A student's wrong-answer notebook (staff of the student's class)", responses={404: "No such student"})
 def student_notebook(student_id: int) -> dict[str, Any]:
     row = db().execute("SELECT class_id FROM students WHERE id = ?", (student_id,)).fetchone()
     if row is None:
@@ -437,7 +454,7 @@ def student_notebook(student_id: int) -> dict[str, Any]:
 
 
 class ClassIn(StrictIn):
-    class_id: int = Field(ge=1)
+    class_id: int = Field(ge=1, le=ID_MAX)
 
 
 class PickIn(ClassIn):
@@ -448,7 +465,7 @@ class PickIn(ClassIn):
 @bp.auth_required(session_auth, roles=STAFF)
 @bp.input(ClassIn, arg_name="body")
 @bp.output(AnyOut, status_code=201)
-@bp.doc(summary="Open a 抢答 (buzz-in) round for the class")
+@bp.doc(summary="Open a 抢答 (buzz-in) round for the class", responses={404: "No such class"})
 def open_buzz(body: ClassIn) -> tuple[dict[str, Any], int]:
     _staff_class(body.class_id)
     rid = classroom.open_buzz(db(), current_hub().bus, body.class_id)
@@ -473,7 +490,7 @@ def buzz(round_id: int) -> tuple[dict[str, Any], int]:
 @bp.post("/quiz/buzz-rounds/<int:round_id>/close")
 @bp.auth_required(session_auth, roles=STAFF)
 @bp.output(AnyOut)
-@bp.doc(summary="Close a buzz round; the order of arrival")
+@bp.doc(summary="Close a buzz round; the order of arrival", responses={404: "No such round"})
 def close_buzz(round_id: int) -> dict[str, Any]:
     row = db().execute("SELECT class_id FROM quiz_buzz_rounds WHERE id = ?", (round_id,)).fetchone()
     if row is None:
@@ -488,7 +505,7 @@ def close_buzz(round_id: int) -> dict[str, Any]:
 @bp.auth_required(session_auth, roles=STAFF)
 @bp.input(PickIn, arg_name="body")
 @bp.output(AnyOut, status_code=201)
-@bp.doc(summary="随机点名: pick a student at random, never one of the last `window` picks")
+@bp.doc(summary="随机点名: pick a student at random, never one of the last `window` picks", responses={404: "No such class", 409: "The class has no students"})
 def pick(body: PickIn) -> tuple[dict[str, Any], int]:
     _staff_class(body.class_id)
     try:

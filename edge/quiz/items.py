@@ -42,6 +42,16 @@ MAX_TEXT = 4000
 MAX_ANSWER_TEXT = 2000
 
 
+def _finite(x: object) -> bool:
+    """A real, finite number (a JSON integer too big for a float is not)."""
+    if type(x) not in (int, float):
+        return False
+    try:
+        return math.isfinite(float(x))  # type: ignore[arg-type]
+    except OverflowError:
+        return False
+
+
 class ItemError(ValueError):
     """An item or a response that does not make sense; the message is for people."""
 
@@ -112,9 +122,9 @@ def validate_item(item: ItemSpec) -> ItemSpec:
         item.options, item.key = [], {"blanks": clean}
     elif item.type == "numeric":
         value, tol = key.get("value"), key.get("tolerance", 0)
-        if type(value) not in (int, float) or not math.isfinite(value):
+        if not _finite(value):
             raise ItemError("a numeric question needs a numeric answer")
-        if type(tol) not in (int, float) or not math.isfinite(tol) or tol < 0:
+        if not _finite(tol) or tol < 0:
             raise ItemError("the tolerance is a number of 0 or more")
         item.options, item.key = [], {"value": float(value), "tolerance": float(tol)}
     else:  # short
@@ -161,7 +171,7 @@ def validate_response(item_type: str, n_options: int, n_blanks: int, response: d
     if item_type == "numeric":
         if "number" in response:
             n = response["number"]
-            if type(n) not in (int, float) or not math.isfinite(n):
+            if not _finite(n):
                 raise ItemError("the answer is not a number")
             return {"number": float(n)}
         text = response.get("text")
