@@ -25,6 +25,7 @@ setup(
             "lessons/demo_lesson/*",
             "lessons/demo_lesson/**/*",
             "speech/page.html",
+            "learning/page.html",
             "speech/demo_data/*",
         ],
         "models": ["speech/manifest.json", "kt/*.onnx", "kt/manifest.json"],

@@ -71,6 +71,7 @@ BLUEPRINTS = [
     "edge.lessons.api",
     "edge.web",
     "edge.speech.api",
+    "edge.learning.api",
 ]
 
 

@@ -132,6 +132,20 @@ MATRIX: list[tuple[Call, tuple[int, int, int, int, int, int]]] = [
     (Call("POST", "/api/v1/quiz/buzz-rounds/999999/buzz", "quiz.buzz"), (401, 401, 404, 403, 403, 403)),
     (Call("POST", "/api/v1/quiz/buzz-rounds/999999/close", "quiz.close_buzz"), (401, 401, 403, 404, 404, 404)),
     (Call("POST", "/api/v1/quiz/picks", "quiz.pick", body={"class_id": "{class_a}"}), (401, 401, 403, 201, 404, 201)),
+    # personalised learning (issue 8): staff edit the graph; class views for the class's staff; students see only their own
+    (Call("GET", "/api/v1/learning/graph", "learning.get_graph"), (401, 401, 403, 200, 200, 200)),
+    (Call("PUT", "/api/v1/learning/graph", "learning.put_graph", body={"knowledge_points": [{"id": "matrix.kp", "name": "m"}]}),
+     (401, 401, 403, 200, 200, 200)),
+    (Call("POST", "/api/v1/learning/items", "learning.post_items", body={"items": [{"id": "m-1", "knowledge_points": ["no.such.kp"]}]}),
+     (401, 401, 403, 422, 422, 422)),
+    (Call("GET", "/api/v1/classes/{class_a}/learning/heatmap", "learning.get_heatmap"), (401, 401, 403, 200, 404, 200)),
+    (Call("PUT", "/api/v1/classes/{class_a}/learning/settings", "learning.put_settings", body={"band_low": 0.6, "band_high": 0.85}),
+     (401, 401, 403, 200, 404, 200)),
+    (Call("GET", "/api/v1/classes/{class_a}/learning/recommendations", "learning.get_class_recommendations"), (401, 401, 403, 200, 404, 200)),
+    (Call("POST", "/api/v1/classes/{class_a}/learning/assign", "learning.assign", body={}), (401, 401, 403, 201, 404, 201)),
+    (Call("GET", "/api/v1/me/learning", "learning.my_learning"), (401, 401, 200, 403, 403, 403)),
+    (Call("GET", "/api/v1/learning/model", "learning.get_model"), (401, 401, 403, 200, 200, 200)),
+    (Call("POST", "/api/v1/learning/model/install", "learning.install_models"), (401, 401, 403, 403, 403, 200)),
 ]
 
 # Endpoints that exist only as framework plumbing (Flask's static route).
@@ -143,7 +157,7 @@ NOT_API = {"static"}
 PUBLIC_WEB = {
     "web.index": "/", "web.student": "/student", "web.teacher": "/teacher", "web.admin": "/admin",
     "web.manifest": "/manifest.webmanifest", "web.service_worker": "/sw.js", "web.favicon": "/favicon.ico", "web.static_file": None,
-    "speech.speech_page": "/speech",
+    "speech.speech_page": "/speech", "learning.learning_page": "/learning",
 }
 
 
