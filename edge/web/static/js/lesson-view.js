@@ -37,17 +37,17 @@ export const LESSON_CACHE = "hub-lessons-v1";
 
 /** Keep `urls` in the offline cache; resolves to how many are there. Without the
  * Cache API (an insecure origin) the browser's HTTP cache is all there is. */
-export async function keepOffline(urls, onProgress) {
+export async function keepOffline(urls, onProgress, signal) {
   if (!("caches" in self)) return 0;
   const cache = await caches.open(LESSON_CACHE);
   let done = 0;
   const queue = [...new Set(urls)];
   async function worker() {
-    while (queue.length) {
+    while (queue.length && !(signal && signal.aborted)) {
       const url = queue.shift();
       try {
         if (!(await cache.match(url))) {
-          const resp = await fetch(url, { credentials: "same-origin" });
+          const resp = await fetch(url, { credentials: "same-origin", signal });
           if (resp.status === 200) await cache.put(url, resp);
         }
         done += 1;

@@ -20,13 +20,14 @@ let heartbeat = null;
 let lesson = null; // the open lesson's detail
 let pageNo = 1;
 const details = new Map(); // lesson id -> detail (so a push during an outage still renders)
+let fetching = new AbortController(); // background caching for this session; aborted at sign-out
 
 async function loadDetail(id) {
   if (details.has(id)) return details.get(id);
   const detail = await api("GET", `/lessons/${id}`);
   details.set(id, detail);
   // An open lesson keeps working offline: keep every one of its files.
-  keepOffline(detail.files.map((f) => f.url)).catch(() => {});
+  keepOffline(detail.files.map((f) => f.url), null, fetching.signal).catch(() => {});
   return detail;
 }
 
@@ -70,7 +71,7 @@ async function prefetchDay() {
   const status = $("#lessons-ready");
   const total = plan.files.length;
   if (!total) return;
-  const done = await keepOffline(plan.files.map((f) => f.url), (n) => tr(status, "lessons.ready", { done: n, total }));
+  const done = await keepOffline(plan.files.map((f) => f.url), (n) => tr(status, "lessons.ready", { done: n, total }), fetching.signal);
   tr(status, "lessons.ready", { done, total });
 }
 
@@ -150,11 +151,13 @@ function stopLive() {
 async function onScreen(screen) {
   if (screen !== "screen-home") {
     me = null;
+    fetching.abort();
     stopLive();
     closeViewer();
     return;
   }
   if (me) return;
+  fetching = new AbortController();
   try {
     me = await api("GET", "/me");
   } catch {
@@ -175,6 +178,11 @@ function registerServiceWorker() {
 function main() {
   registerServiceWorker();
   $("#viewer-close").addEventListener("click", closeViewer);
+  // Before student.js ends the session: no file request may go out after it.
+  $("#signout").addEventListener("click", () => {
+    fetching.abort();
+    stopLive();
+  }, { capture: true });
   $("#viewer-prev").addEventListener("click", () => goTo(pageNo - 1));
   $("#viewer-next").addEventListener("click", () => goTo(pageNo + 1));
   window.addEventListener("online", checkIn);
