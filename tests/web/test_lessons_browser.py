@@ -180,3 +180,16 @@ def test_a_tablet_back_from_a_drop_lands_on_the_teachers_current_page(hub, new_p
     finally:
         context.close()
         proxy.close()
+
+
+def test_teacher_sets_a_lesson_for_a_period_today(hub, new_page) -> None:  # type: ignore[no-untyped-def]
+    page = new_page().page
+    teacher_login(page, hub)
+    expect(page.locator("#lesson-assign")).to_be_enabled()
+    page.locator("#lesson-select").select_option(label=f"数学 · {LESSON_TITLE}")
+    page.locator("#lesson-period").select_option("3")
+    page.locator("#lesson-assign").click()
+    expect(page.locator("#lesson-today li[data-period='3']")).to_contain_text(LESSON_TITLE)
+    day = page.locator("#lesson-today").get_attribute("data-day")
+    status, schedule = hub.api("GET", f"/classes/1/schedule?day={day}", token=hub.teacher_token())
+    assert status == 200 and 3 in [p["period"] for p in schedule["periods"]]  # type: ignore[index]

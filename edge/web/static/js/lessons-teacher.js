@@ -28,6 +28,7 @@ async function loadLessons() {
   const select = $("#lesson-select");
   select.replaceChildren(...lessons.map((l) => h("option", { attrs: { value: l.id }, text: `${l.subject} · ${l.title}` })));
   $("#lesson-open").disabled = lessons.length === 0;
+  $("#lesson-assign").disabled = lessons.length === 0;
   $("#lessons-empty").hidden = lessons.length > 0;
   if (!classId) {
     const classes = (await api("GET", "/classes")).classes;
@@ -38,6 +39,32 @@ async function loadLessons() {
   if (cid) {
     const current = await api("GET", `/classes/${cid}/page`);
     if (current && current.lesson) $("#lesson-select").value = String(current.lesson);
+    await loadSchedule();
+  }
+}
+
+// -- today's periods (the tablets prefetch these lessons' files) ------------------------
+
+async function loadSchedule() {
+  const answer = await api("GET", `/classes/${currentClassId()}/schedule`);
+  $("#lesson-today").dataset.day = answer.day;
+  $("#lesson-today").replaceChildren(
+    ...answer.periods.map((p) =>
+      h("li", { dataset: { period: p.period, lesson: p.lesson } }, h("span", { class: "muted", i18n: "lessons.periodN", params: { n: p.period } }), ` ${p.title}`),
+    ),
+  );
+}
+
+async function assignPeriod() {
+  const day = $("#lesson-today").dataset.day;
+  const period = Number($("#lesson-period").value);
+  const lessonId = Number($("#lesson-select").value);
+  try {
+    await api("PUT", `/classes/${currentClassId()}/schedule/${day}/${period}`, { json: { lesson: lessonId } });
+    setMessage($("#lesson-msg"), "lessons.assigned", { n: period }, "ok");
+    await loadSchedule();
+  } catch (err) {
+    showError($("#lesson-msg"), err);
   }
 }
 
@@ -101,6 +128,10 @@ function closeViewer() {
 
 function main() {
   $("#lesson-open").addEventListener("click", openLesson);
+  $("#lesson-assign").addEventListener("click", assignPeriod);
+  $("#lesson-period").replaceChildren(
+    ...Array.from({ length: 8 }, (_, i) => h("option", { attrs: { value: i + 1 }, i18n: "lessons.periodN", params: { n: i + 1 } })),
+  );
   $("#t-viewer-close").addEventListener("click", closeViewer);
   $("#t-viewer-prev").addEventListener("click", () => push(pageNo - 1));
   $("#t-viewer-next").addEventListener("click", () => push(pageNo + 1));
