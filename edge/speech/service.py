@@ -117,7 +117,8 @@ def store_upload(config: HubConfig, db: Database, recording_id: int, stream: IO[
         raise SpeechError(507, "disk-full", str(exc)) from None
     folder = store.recording_dir(config, rec_uuid)
     folder.mkdir(parents=True, exist_ok=True)
-    tmp = folder / "upload.part"
+    # A retried upload may overlap the first one: each writes its own part file.
+    tmp = folder / f"upload-{uuidlib.uuid4().hex}.part"
     size = 0
     try:
         with tmp.open("wb") as fh:
@@ -136,16 +137,20 @@ def store_upload(config: HubConfig, db: Database, recording_id: int, stream: IO[
         except AudioError as exc:
             raise SpeechError(422, "bad-audio", str(exc)) from None
         final = folder / f"media.{ext}"
-        os.replace(tmp, final)
+        with transaction(db):
+            # Only the first complete upload wins; a concurrent duplicate is dropped.
+            cur = db.conn.execute(
+                "UPDATE speech_recordings SET media_file = ?, media_type = ?, media_bytes = ?, duration_s = ?, state = 'queued' "
+                "WHERE id = ? AND media_file IS NULL",
+                (final.name, media_type, size, duration, recording_id),
+            )
+            if cur.rowcount != 1:
+                raise SpeechError(409, "already-uploaded", "this recording already has its audio")
+            os.replace(tmp, final)
+            jobs.enqueue(db, recording_id)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    with transaction(db):
-        db.conn.execute(
-            "UPDATE speech_recordings SET media_file = ?, media_type = ?, media_bytes = ?, duration_s = ?, state = 'queued' WHERE id = ?",
-            (final.name, media_type, size, duration, recording_id),
-        )
-        jobs.enqueue(db, recording_id)
     return get(db, recording_id) or {}
 
 

@@ -84,7 +84,7 @@ def test_non_audio_or_empty_uploads_are_refused_clearly(hub: HubEnv, name: str, 
     assert "Traceback" not in body["detail"] and len(body["detail"]) < 300
     # Nothing was kept or queued; the recording may still receive a good file.
     assert hub.count("speech_jobs", "recording_id = ?", (rec["id"],)) == 0
-    assert not list((hub.config.hub.data_dir / "speech").rglob("upload.part"))
+    assert not list((hub.config.hub.data_dir / "speech").rglob("*.part"))
     ok = hub.client().put(f"/api/v1/recordings/{rec['id']}/media", data=CLIP.read_bytes(), content_type="audio/wav", headers=teacher(hub))
     assert ok.status_code == 200
 
@@ -128,3 +128,25 @@ def test_decode_raises_audio_error_not_ffmpeg_errors(tmp_path: Path) -> None:
         probe(junk, 60)
     with pytest.raises(AudioError):
         list(decode_pcm(junk))
+
+
+def test_overlapping_uploads_of_one_recording_keep_exactly_one_file(hub: HubEnv) -> None:
+    import threading
+
+    rec = create_recording(hub)
+    data = CLIP.read_bytes()  # the same file, sent 4 times at once (retries while the first is in flight)
+    statuses: list[int] = []
+
+    def put() -> None:
+        resp = hub.client().put(f"/api/v1/recordings/{rec['id']}/media", data=data, content_type="audio/wav", headers=teacher(hub))
+        statuses.append(resp.status_code)
+
+    threads = [threading.Thread(target=put) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(statuses) == [200, 409, 409, 409]
+    folder = hub.config.hub.data_dir / "speech" / rec["uuid"]
+    assert sorted(p.name for p in folder.iterdir()) == ["media.wav"]
+    assert hub.count("speech_jobs", "recording_id = ?", (rec["id"],)) == 1
