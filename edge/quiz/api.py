@@ -33,6 +33,13 @@ ID_MAX = 2**53 - 1
 Id = Annotated[int, Field(ge=1, le=ID_MAX)]
 
 
+@bp.before_app_request
+def _start_writer() -> None:
+    # The answer writer (and the modules grading loads) is ready in every worker before
+    # the first burst of answers, not started by it.
+    writer_for(current_hub()).start()
+
+
 @bp.before_request
 def _ids_in_range() -> None:
     for value in (request.view_args or {}).values():

@@ -26,6 +26,11 @@ def _fn(name: str) -> Callable[..., Any] | None:
         return None
 
 
+def warm_up() -> None:
+    """Import personalised learning ahead of the first graded answer."""
+    _fn("record_answer")
+
+
 def _guarded(db: Database, what: str, call: Callable[[], Any]) -> None:
     db.conn.execute("SAVEPOINT quiz_learning")
     try:

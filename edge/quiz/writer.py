@@ -54,6 +54,10 @@ class GroupWriter:
         self._pid: int | None = None
         self._start_lock = threading.Lock()
 
+    def start(self) -> None:
+        """Start this process's writer thread now (it starts on first use otherwise)."""
+        self._ensure_thread()
+
     def submit(self, answer: AnswerIn, student_id: int, class_id: int, timeout: float = 30.0) -> tuple[dict[str, Any], bool]:
         """Apply one answer in the next group commit; returns (ack, created) once it is durable."""
         self._ensure_thread()
@@ -80,6 +84,11 @@ class GroupWriter:
             self._thread.start()
 
     def _run(self) -> None:
+        # Warm up here, not on the first answer of the lesson: personalised learning's
+        # module (numpy, its model) costs a few hundred ms to load the first time.
+        from edge.quiz.learning_hook import warm_up
+
+        warm_up()
         db = connect(*self._db_args)
         self._lock_path.parent.mkdir(parents=True, exist_ok=True)
         lock_fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o600)
