@@ -185,6 +185,35 @@ def _rebuild(db: Database, student_id: int, model: KTModel, upto: int) -> Studen
     return st
 
 
+def _rebuild_many(db: Database, student_ids: Sequence[int], model: KTModel) -> dict[int, np.ndarray]:
+    """Final probabilities of many students under ``model``, replayed together (one batched step per
+    time index, so a class after a model swap costs its longest history, not the sum of all)."""
+    skill_of = {r[0]: r[1] for r in db.execute("SELECT id, model_skill FROM learning_knowledge_points")}
+    steps: dict[int, list[tuple[int, int]]] = {s: [] for s in student_ids}
+    marks = ",".join("?" * len(student_ids))
+    sql = f"SELECT student_id, kps, correct FROM learning_answers WHERE student_id IN ({marks}) ORDER BY id"
+    for sid, kps_json, correct in db.execute(sql, tuple(student_ids)):
+        skills = {skill_of.get(k) for k in json.loads(kps_json)}
+        steps[sid].extend((s, correct) for s in sorted(x for x in skills if x is not None and 0 <= x < model.num_skills))
+    ids = [s for s in student_ids if steps[s]]
+    if not ids:
+        return {}
+    lens = np.array([len(steps[s]) for s in ids])
+    sk = np.zeros((len(ids), int(lens.max())), dtype=np.int64)
+    co = np.zeros_like(sk)
+    for i, s in enumerate(ids):
+        arr = np.asarray(steps[s], dtype=np.int64)
+        sk[i, : len(arr)], co[i, : len(arr)] = arr[:, 0], arr[:, 1]
+    h = np.zeros((len(ids), model.hidden), dtype=np.float32)
+    c = np.zeros_like(h)
+    last = np.zeros((len(ids), model.num_skills), dtype=np.float32)
+    for t in range(int(lens.max())):
+        act = np.nonzero(lens > t)[0]
+        p, h[act], c[act] = model.step_batch(sk[act, t], co[act, t], h[act], c[act])
+        last[act] = p
+    return {s: last[i] for i, s in enumerate(ids)}
+
+
 def record_answer(
     db: Database,
     student_id: int,
@@ -331,12 +360,11 @@ def mastery_table(db: Database, student_ids: Sequence[int], kp_ids: Sequence[str
             stale.append(sid)
         elif blob and len(net_cols):
             p[srow[sid], net_cols] = np.frombuffer(blob, dtype=np.float32)[net_skills]
-    for sid in stale:
-        # States from a previous model: recompute once (read path, not saved: a reader holds no write lock).
-        last = db.execute("SELECT MAX(id) FROM learning_answers WHERE student_id = ?", (sid,)).fetchone()[0] or 0
-        st = _rebuild(db, sid, model, last)
-        if st.p is not None and len(net_cols):
-            p[srow[sid], net_cols] = st.p[net_skills]
+    if stale and len(net_cols):
+        # States from a previous model: recomputed here (a reader holds no write lock, so not saved;
+        # each student's next answer stores the rebuilt state).
+        for sid, final in _rebuild_many(db, stale, model).items():
+            p[srow[sid], net_cols] = final[net_skills]
     for sid, kp, p_known in db.execute(f"SELECT student_id, kp_id, p_known FROM learning_bkt WHERE student_id IN ({marks})", args):
         j = col.get(kp)
         if j is not None and not is_net[j]:

@@ -112,6 +112,23 @@ def test_a_new_model_is_swapped_in_without_a_restart_and_states_rebuilt(lhub: Hu
     assert r.get_json()["version"] == "dkt-tiny-test" and r.get_json()["bundled"] is False
 
 
+def test_a_class_after_a_swap_is_rebuilt_together_exactly_as_one_by_one(lhub: HubEnv, ldb: Database, tmp_path: Path) -> None:
+    from edge.learning.service import _rebuild, mastery_table
+
+    sids = students(lhub)[:4]
+    with transaction(ldb):
+        for n, sid in enumerate(sids):
+            for i in range(3 + 2 * n):  # histories of different lengths, mixed points
+                record_answer(ldb, sid, ["m.count-1", "m.add-2", "m.shape-0", "m.mul-3"][(i + n) % 4], None, (i + n) % 3 != 0, 10.0 * i)
+    model = registry.install(ldb, lhub.config.hub.data_dir, _copy(tmp_path / "new"))
+    table = mastery_table(ldb, sids, ["m.count", "m.add", "m.mul"])
+    for row, sid in enumerate(sids):
+        one = _rebuild(ldb, sid, model, 10**9)
+        assert one.p is not None
+        for kp, skill in (("m.count", 10), ("m.add", 11), ("m.mul", 13)):
+            assert table.p[row, table.kp_ids.index(kp)] == pytest.approx(float(one.p[skill]), abs=1e-5)
+
+
 def test_models_from_the_district_inbox_install_or_fail_with_the_reason(lhub: HubEnv, ldb: Database, tmp_path: Path) -> None:
     bad = _copy(tmp_path / "bad", blob_edit=_flip_weights)
     good = _copy(tmp_path / "good")
