@@ -1,11 +1,13 @@
 """Full-text search over every transcript (Chinese, Korean, English alike).
 
-The index is FTS5 with the trigram tokenizer over the normalised text (see
-``text.search_form``): any substring of 3 or more characters matches, which is
-what CJK needs (no spaces between words, or agglutinated Korean words). Hits are
-ranked by bm25. Terms of 1-2 characters (a two-character Chinese word such as
-分数) cannot use the trigram index; they are matched with LIKE over the same
-normalised text, newest recordings first.
+Two FTS5 indexes over the normalised text (see ``text.search_form``):
+
+- trigram (``speech_fts``): any substring of 3+ characters matches, which is what
+  CJK needs (no spaces between words, or agglutinated Korean words);
+- bigram (``speech_fts_bigram``, unicode61 over ``text.bigram_form``): terms of 1-2
+  characters, such as the two-character Chinese word 分数, which trigrams cannot find.
+
+A query's terms must all occur. Hits are ranked by bm25 among the newest matches.
 """
 
 from __future__ import annotations
@@ -13,11 +15,12 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
-from edge.speech.text import search_form
+from edge.speech.text import is_cjk, search_form
 from edge.storage.db import Database
 
 MAX_QUERY_CHARS = 100
 MAX_TERMS = 8
+CANDIDATES = 200
 _HIT_OPEN, _HIT_CLOSE = "\ue000", "\ue001"  # private-use marks, never in transcripts
 
 
@@ -50,41 +53,63 @@ def parse(query: str) -> list[str]:
     return terms
 
 
+def _phrase(term: str) -> str:
+    return '"' + term.replace('"', '""') + '"'
+
+
+def _short_match(term: str) -> str:
+    """The bigram-index query for a 1-2 character term."""
+    if len(term) == 2 and is_cjk(term):
+        return _phrase(term)      # exactly one bigram token
+    return _phrase(term) + "*"    # a first character (or a short Latin prefix)
+
+
 def search(db: Database, query: str, class_ids: list[int] | None, limit: int = 20) -> list[Hit]:
-    """Hits for every term of ``query`` in the given classes (None: all), best first."""
+    """Hits for every term of ``query`` in the given classes (None: all), best first.
+
+    Ranking is bm25 among the newest ``CANDIDATES`` matching segments: both indexes are
+    read newest-first and stop there, so a term said in every lesson costs the same as
+    a rare one (a hub's search is about recent lessons; older ones need more words).
+    """
     terms = parse(query)
-    where_class, class_args = "", []
+    if class_ids is not None and not class_ids:
+        return []
+    long_terms = [t for t in terms if len(t) >= 3]
+    short_terms = [t for t in terms if len(t) < 3]
+    if long_terms:
+        table, match = "speech_fts", " ".join(_phrase(t) for t in long_terms)
+        extra = ""
+        args: list[object] = [match]
+        if short_terms:
+            extra = " AND rowid IN (SELECT rowid FROM speech_fts_bigram WHERE speech_fts_bigram MATCH ?)"
+            args.append(" ".join(_short_match(t) for t in short_terms))
+    else:
+        table, extra = "speech_fts_bigram", ""
+        args = [" ".join(_short_match(t) for t in short_terms)]
+    candidates = db.execute(
+        f"SELECT rowid, bm25({table}) FROM {table} WHERE {table} MATCH ?{extra} ORDER BY rowid DESC LIMIT {CANDIDATES}", args
+    ).fetchall()
+    if not candidates:
+        return []
+    rank = {int(r[0]): float(r[1]) for r in candidates}
+    marks = ",".join("?" for _ in rank)
+    where_class = ""
+    class_args: list[int] = []
     if class_ids is not None:
-        if not class_ids:
-            return []
         where_class = f" AND r.class_id IN ({','.join('?' for _ in class_ids)})"
         class_args = list(class_ids)
-    cols = (
-        "s.recording_id, r.title, r.class_id, s.id, s.start_s, s.end_s, c.title, s.knowledge_points"
-    )
-    joins = (
-        " JOIN speech_recordings r ON r.id = s.recording_id"
-        " LEFT JOIN speech_chapters c ON c.recording_id = s.recording_id AND c.idx = s.chapter_idx"
-    )
-    if all(len(t) >= 3 for t in terms):
-        match = " ".join('"' + t.replace('"', '""') + '"' for t in terms)
-        rows = db.execute(
-            f"SELECT {cols}, snippet(speech_fts, 0, '{_HIT_OPEN}', '{_HIT_CLOSE}', '…', 24) "
-            f"FROM speech_fts JOIN speech_segments s ON s.id = speech_fts.rowid {joins} "
-            f"WHERE speech_fts MATCH ?{where_class} ORDER BY speech_fts.rank LIMIT ?",
-            [match, *class_args, limit],
-        ).fetchall()
-        return [_hit(r, r[8]) for r in rows]
-    likes = " AND ".join("s.search_text LIKE ? ESCAPE '\\'" for _ in terms)
-    args = ["%" + t.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%" for t in terms]
     rows = db.execute(
-        f"SELECT {cols}, s.search_text FROM speech_segments s {joins} WHERE {likes}{where_class} "
-        # Newest recordings first, walking the (recording_id, idx) index backwards, so a
-        # common short term stops after `limit` rows instead of scanning every transcript.
-        f"ORDER BY s.recording_id DESC, s.idx LIMIT ?",
-        [*args, *class_args, limit],
+        "SELECT s.recording_id, r.title, r.class_id, s.id, s.start_s, s.end_s, c.title, s.knowledge_points, s.search_text "
+        "FROM speech_segments s JOIN speech_recordings r ON r.id = s.recording_id "
+        "LEFT JOIN speech_chapters c ON c.recording_id = s.recording_id AND c.idx = s.chapter_idx "
+        f"WHERE s.id IN ({marks}){where_class}",
+        [*rank, *class_args],
     ).fetchall()
-    return [_hit(r, _mark(r[8], terms)) for r in rows]
+    # The bigram index's tokenizer drops punctuation ("^分" would match 分): keep only
+    # segments that really contain every term as typed.
+    rows = [r for r in rows if all(t in r[8] for t in terms)]
+    rows.sort(key=lambda r: (rank[r[3]], -r[3]))  # bm25: lower is better; ties newest first
+    return [_hit(r, _mark(r[8], terms)) for r in rows[:limit]]
 
 
 def _mark(text: str, terms: list[str], width: int = 24) -> str:

@@ -24,3 +24,28 @@ def search_form(text: str) -> str:
     text = unicodedata.normalize("NFKC", text).lower()
     text = _SPACES.sub(" ", text).strip()
     return _CJK_GAP.sub("", text)
+
+
+_RUN = re.compile(f"[{_CJK}]+")
+
+
+def bigram_form(search_text: str) -> str:
+    """Tokens for the short-term index: each CJK run as overlapping bigrams plus its last
+    character (so every character starts some token), other words as they are."""
+    out: list[str] = []
+    for token in search_text.split(" "):
+        pos = 0
+        for m in _RUN.finditer(token):
+            if m.start() > pos:
+                out.append(token[pos:m.start()])
+            run = m.group()
+            out.extend(run[i:i + 2] for i in range(len(run) - 1))
+            out.append(run[-1])
+            pos = m.end()
+        if pos < len(token):
+            out.append(token[pos:])
+    return " ".join(t for t in out if t)
+
+
+def is_cjk(text: str) -> bool:
+    return bool(text) and _RUN.fullmatch(text) is not None

@@ -10,7 +10,7 @@ from typing import Any
 
 from edge import outbox
 from edge.speech.recognizer import Word
-from edge.speech.text import display_text, search_form
+from edge.speech.text import bigram_form, display_text, search_form
 from edge.storage.db import Database, transaction
 
 MAX_SEGMENT_S = 15.0     # long utterances are cut at word gaps: a hit should land near its words
@@ -53,9 +53,9 @@ def add_segments(db: Database, recording_id: int, segments: list[Segment]) -> in
         idx = int(row[0])
         for seg in segments:
             db.conn.execute(
-                "INSERT INTO speech_segments (recording_id, idx, start_s, end_s, text, search_text, words) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO speech_segments (recording_id, idx, start_s, end_s, text, search_text, bigrams, words) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 (
-                    recording_id, idx, seg.start_s, seg.end_s, seg.text, seg.search_text,
+                    recording_id, idx, seg.start_s, seg.end_s, seg.text, seg.search_text, bigram_form(seg.search_text),
                     json.dumps([[w.word, w.start, w.end, w.conf] for w in seg.words], ensure_ascii=False, separators=(",", ":")),
                 ),
             )

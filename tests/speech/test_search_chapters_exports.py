@@ -38,7 +38,8 @@ def _words(start: float, text: str) -> list[Word]:
 @pytest.fixture
 def lesson(hub: HubEnv) -> dict:
     kps = [{"id": "kp-frac-add", "name": "同分母分数加法", "keywords": ["分母", "加法"]}, {"id": "kp-area", "name": "长方形面积", "keywords": ["area"]}]
-    started = time.time() - 3600
+    # A week ago, so the demo classroom's own page changes (seeded "now") are not in it.
+    started = time.time() - 7 * 86400
     rec = create_recording(hub, title="分数的加法", knowledge_points=kps, started_at=started)
     db = connect(hub.config.db_path)
     try:
@@ -80,6 +81,9 @@ def _search(hub: HubEnv, q: str, who: str = "teacher", **params: object) -> list
         ("RECTANGLE", 130.0),         # English, case-insensitive
         ("相加", 200.0),              # two-character Chinese word (below the trigram length)
         ("길", 65.0),                 # one Hangul syllable
+        ("다", 65.0),                 # one syllable at the end of a word (걸어갔다)
+        ("分母 不", 200.0),           # a two-character and a one-character term together
+        ("长方形", None),
     ],
 )
 def test_search_finds_the_moment_in_chinese_korean_and_english(hub: HubEnv, lesson: dict, query: str, start: float | None) -> None:
