@@ -256,8 +256,12 @@ class Uplink:
             if not self._ready:
                 resend_hello = self._hello_at is None or now - self._hello_at > self.ack_timeout_s
             else:
+                # A batch times out only when the district has acked nothing for the
+                # whole period: while acks keep coming it is queued behind other hubs'
+                # batches, and re-sending it would only deepen that queue.
+                last_ack = self.progress.last_ack_at or 0.0
                 for first, flight in list(self._inflight.items()):
-                    if now - flight.sent_at > self.ack_timeout_s:
+                    if now - max(flight.sent_at, last_ack) > self.ack_timeout_s:
                         del self._inflight[first]
                         self._resend.append((flight.first, flight.last))
                         log.info("no ack in time; sending the batch again", extra={"first": flight.first, "last": flight.last})

@@ -122,6 +122,15 @@ class Ingest:
         if not self._registered(hub):
             self._reject(hub, msg.topic, "identity", f"hub {hub.hub} is not registered for school {hub.school}", body, first, last)
             return
+        if first is not None and last is not None and self.store.has_batch(hub.hub, first, last):
+            # A re-sent batch we already committed (its ack was lost or late): ack it
+            # again without decompressing it. The ack names a range this hub sent on
+            # its own topic, and the (hub, first, last) row proves it was stored.
+            with self._stats_lock:
+                self.stats["batches"] += 1
+                self.stats["duplicates"] += 1
+            self.link.publish(hub.ack, Ack(kind="batch", status="ok", first=first, last=last, duplicate=True).to_bytes(), qos=1)
+            return
         try:
             batch = decode(body, self.max_raw_bytes, self.max_events)
         except BatchError as exc:

@@ -47,6 +47,7 @@ class Store(Protocol):
     def hub_school(self, hub_id: str) -> tuple[str, str] | None: ...
     def ingest(self, header: BatchHeader, events: Sequence[Event], received_at: float) -> bool: ...
     def quarantine(self, hub_id: str | None, topic: str, reason: str, detail: str, body: bytes, received_at: float) -> None: ...
+    def has_batch(self, hub_id: str, first: int, last: int) -> bool: ...
     def hwm(self, hub_id: str, floor: int) -> int: ...
     def counts(self) -> dict[str, int]: ...
     def unforwarded_statements(self, limit: int) -> list[tuple[str, str]]: ...
@@ -163,6 +164,16 @@ class _SqlStore:
                 (hub_id, topic, reason, detail[:1000], len(body), body[:1_048_576], received_at),
             )
             self._commit()
+
+    def has_batch(self, hub_id: str, first: int, last: int) -> bool:
+        with self._lock:
+            cur = self._conn().cursor()
+            cur.execute(
+                f"SELECT 1 FROM batches WHERE hub_id = {self.P} AND first_seq = {self.P} AND last_seq = {self.P}", (hub_id, first, last)
+            )
+            found = cur.fetchone() is not None
+            self._end_read()
+        return found
 
     def hwm(self, hub_id: str, floor: int) -> int:
         with self._lock:
