@@ -202,7 +202,7 @@ class StatusOut(Out):
 @bp.input(RecordingIn, arg_name="body")
 @bp.output(RecordingOut, status_code=201)
 @bp.doc(summary="Start a recording: 'upload' (then PUT its file to /media) or 'live' (then POST PCM chunks to /live)",
-        responses={404: "Not one of your classes", 507: "Disk reserve reached"})
+        responses={404: "Not one of your classes", 503: "Disk reserve reached, or speech disabled (speech.enabled)"})
 def create_recording(body: RecordingIn) -> tuple[dict[str, Any], int]:
     _enabled()
     _own_class(body.class_id)
@@ -248,7 +248,7 @@ def get_recording(recording_id: int) -> dict[str, Any]:
 @bp.doc(
     summary="Upload the recording's file (raw body: wav, mp3, m4a/aac, ogg/opus, webm, mp4); it is queued for transcription",
     responses={404: "No such recording", 409: "Already uploaded or a live recording", 413: "Larger than speech.max_upload_bytes",
-               422: "Not readable audio (empty, truncated before any audio, no audio track)", 507: "Disk reserve reached"},
+               422: "Not readable audio (empty, truncated before any audio, no audio track)", 503: "Disk reserve reached, or speech disabled (speech.enabled)"},
 )
 def upload_recording(recording_id: int) -> dict[str, Any]:
     _enabled()
@@ -269,7 +269,7 @@ def upload_recording(recording_id: int) -> dict[str, Any]:
     summary="Append one chunk of live audio: raw 16 kHz mono signed 16-bit little-endian PCM (Content-Type audio/L16 or "
     "application/octet-stream), at most 10 s per chunk, numbered by ?seq=",
     responses={404: "No such live recording", 409: "Finished, or a chunk is missing (expected_seq says which)", 413: "Chunk too large or recording too long",
-               422: "Odd number of bytes", 507: "Disk reserve reached"},
+               422: "Odd number of bytes", 503: "Disk reserve reached, or speech disabled (speech.enabled)"},
 )
 def live_audio(recording_id: int, query: LiveQuery) -> dict[str, Any]:
     _enabled()

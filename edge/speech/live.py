@@ -58,7 +58,7 @@ def append(config: HubConfig, db: Database, recording_id: int, seq: int, pcm: by
         try:
             store.ensure_room(config, len(pcm))
         except store.DiskFull as exc:
-            raise LiveError(507, "disk-full", str(exc)) from None
+            raise LiveError(503, "disk-full", str(exc)) from None
         path = store.media_path(config, uuid, media_file)
         fd = os.open(path, os.O_WRONLY | os.O_APPEND)
         try:

@@ -43,7 +43,7 @@ def create(config: HubConfig, db: Database, *, class_id: int, user_id: int | Non
     try:
         store.ensure_room(config)
     except store.DiskFull as exc:
-        raise SpeechError(507, "disk-full", str(exc)) from None
+        raise SpeechError(503, "disk-full", str(exc)) from None
     rec_uuid = str(uuidlib.uuid4())
     now = time.time()
     media_file = live.start_file(config, rec_uuid) if source == "live" else None
@@ -114,7 +114,7 @@ def store_upload(config: HubConfig, db: Database, recording_id: int, stream: IO[
     try:
         store.ensure_room(config, declared_bytes or 0)
     except store.DiskFull as exc:
-        raise SpeechError(507, "disk-full", str(exc)) from None
+        raise SpeechError(503, "disk-full", str(exc)) from None
     folder = store.recording_dir(config, rec_uuid)
     folder.mkdir(parents=True, exist_ok=True)
     # A retried upload may overlap the first one: each writes its own part file.
