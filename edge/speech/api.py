@@ -20,6 +20,7 @@ from edge.context import current_hub, db
 from edge.errors import problem
 from edge.schemas import Out, StrictIn
 from edge.speech import exports, live, search, service, store
+from edge.speech.install import installed_pointer
 from edge.speech.model import ModelProblem, check, resolve
 
 bp = APIBlueprint("speech", __name__, tag="Speech")
@@ -364,7 +365,7 @@ def search_transcripts(query: SearchQuery) -> dict[str, Any]:
 @bp.doc(summary="Whether transcription works here: the model's state as the worker reports it, and the queue")
 def speech_status() -> dict[str, Any]:
     hub = current_hub()
-    pointer = resolve(hub.config.speech)
+    pointer = resolve(hub.config.speech, installed_pointer(hub.config))
     workers = service.model_status(db())
     if workers:
         state, detail = workers[0]["model_state"], workers[0]["detail"]

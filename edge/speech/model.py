@@ -44,12 +44,15 @@ def manifest() -> dict:
     return json.loads(text)
 
 
-def resolve(cfg: SpeechSection) -> ModelPointer:
-    """The model to load: the configured folder, else the manifest's default entry."""
+def resolve(cfg: SpeechSection, installed: ModelPointer | None = None) -> ModelPointer:
+    """The model to load: the configured folder, else one the district installed
+    (``installed``, see ``edge.speech.install``), else the manifest's default entry."""
     data = manifest()
     entry = next(m for m in data["models"] if m["name"] == data["default"])
     if cfg.model_path is not None:
         return ModelPointer(cfg.model_path.name, cfg.model_path, cfg.model_sha256)
+    if installed is not None:
+        return installed
     path = None
     spec = importlib.util.find_spec(entry["python_package"])
     if spec is not None and spec.submodule_search_locations:

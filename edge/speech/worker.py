@@ -30,6 +30,7 @@ from edge.logs import setup_logging
 from edge.runtime import systemd
 from edge.speech import jobs, store, transcript
 from edge.speech.audio import BYTES_PER_SECOND, WAV_HEADER_BYTES, AudioError, decode_pcm
+from edge.speech.install import install_pending, installed_pointer
 from edge.speech.live import close_stream
 from edge.speech.model import ModelProblem, check, resolve
 from edge.speech.recognizer import SpeechModel, Transcriber, Word
@@ -65,7 +66,11 @@ class SpeechWorker:
 
     def load_model(self) -> bool:
         """Load and warm up the model; False (and a clear status) if it is missing or corrupt."""
-        pointer = resolve(self.config.speech)
+        try:
+            install_pending(self.config, self.db)
+        except Exception:  # an installer problem must not stop a worker that has a model
+            log.exception("installing a speech model from the inbox failed")
+        pointer = resolve(self.config.speech, installed_pointer(self.config))
         self._status("loading", f"loading {pointer.name}", pointer.name)
         try:
             path = check(pointer)
