@@ -62,6 +62,12 @@ def test_an_answer_made_offline_lands_exactly_once_after_reconnect(hub, new_page
     answers = _rows(hub, "SELECT response FROM quiz_answers WHERE session_id = ? AND student_id = ?", (sid, student["id"]))
     assert answers == [('{"choices":[1]}',)]
     assert _rows(hub, "SELECT COUNT(*) FROM quiz_submissions WHERE session_id = ? AND student_id = ?", (sid, student["id"])) == [(1,)]
+    # Nothing on the page said right or wrong before the close; after it, the result and the key show.
+    assert page.locator(".quiz-result").count() == 0
+    requests.post(hub.url + f"/api/v1/quiz/sessions/{sid}/close", json={}, headers=_teacher(hub), timeout=10).raise_for_status()
+    result = page.locator(f"[data-result-session='{sid}'] .quiz-result.right")
+    expect(result).to_be_visible()
+    expect(result.locator(".quiz-key")).to_have_text("B")
     assert not w.page_errors
 
 
@@ -79,6 +85,7 @@ def test_teacher_live_view_updates_and_projector_shows_no_names(hub, new_page, s
     page = w.page
     teacher_login(page, hub)
     expect(page.locator("#quiz-start")).to_be_enabled()
+    expect(page.locator("#quiz-exit-ticket")).to_be_enabled()
     page.locator("#quiz-start").click()
     panel = page.locator("#quiz-live-panel")
     expect(panel).to_be_visible()

@@ -205,6 +205,28 @@ async function refresh() {
   card().hidden = false;
 }
 
+// 错题本: the student's wrong answers of closed questions (the hub sends nothing else).
+async function showNotebook() {
+  let mine;
+  try {
+    mine = await api("GET", "/me/quiz-results");
+  } catch {
+    return;
+  }
+  let box = $("#quiz-notebook");
+  if (!box) {
+    box = h("details", { class: "quiz-notebook", attrs: { id: "quiz-notebook" } });
+    card().append(box);
+  }
+  box.hidden = mine.notebook.length === 0;
+  box.replaceChildren(h("summary", { i18n: "quiz.notebook", params: { n: mine.notebook.length } }),
+    h("ul", { class: "quiz-results" }, ...mine.notebook.map((e) => h("li", { class: `quiz-result${e.mastered ? " right" : " wrong"}` },
+      h("p", { class: "quiz-stem", text: e.stem }),
+      h("p", { class: "quiz-key", text: keyText(e) }),
+      e.explanation ? h("p", { class: "quiz-explanation", text: e.explanation }) : null,
+      e.mastered ? h("p", { class: "quiz-mark", i18n: "quiz.mastered" }) : null))));
+}
+
 async function showResults(sessionId) {
   try {
     results.set(sessionId, await api("GET", `/quiz/sessions/${sessionId}/mine`));
@@ -213,6 +235,7 @@ async function showResults(sessionId) {
   }
   $("#quiz-results").replaceChildren(...[...results.values()].reverse().map(renderResult));
   $("#quiz-empty").hidden = true;
+  showNotebook();
 }
 
 // -- 抢答 -------------------------------------------------------------------------------------
@@ -280,6 +303,7 @@ async function onScreen(screen) {
   $("#quiz-results").replaceChildren();
   await refresh();
   await showPending();
+  showNotebook();
   startLive();
 }
 

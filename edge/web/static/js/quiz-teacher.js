@@ -32,6 +32,7 @@ async function loadQuizzes() {
     const { quizzes } = await api("GET", "/quizzes");
     select.replaceChildren(...quizzes.map((q) => h("option", { text: `${q.title} (${q.items})`, attrs: { value: q.id } })));
     $("#quiz-start").disabled = quizzes.length === 0;
+    if ($("#quiz-exit-ticket")) $("#quiz-exit-ticket").disabled = quizzes.length === 0;
   } catch (err) {
     setMessage($("#quiz-msg"), "error.detail", { detail: err.message });
   }
@@ -196,6 +197,10 @@ function main() {
     const limit = Number($("#quiz-time").value) || null;
     start({ quiz_id: Number($("#quiz-select").value), time_limit_s: limit && limit > 0 ? limit * 60 : null });
   });
+  // Exit ticket (离堂小测): the same quiz, recorded as the lesson's exit ticket.
+  const exit = h("button", { class: "btn", i18n: "quiz.exitTicket", attrs: { type: "button", id: "quiz-exit-ticket" },
+    on: { click: () => start({ quiz_id: Number($("#quiz-select").value), kind: "exit_ticket" }) } });
+  $("#quiz-start").after(exit);
   $("#quiz-import").addEventListener("submit", importFile);
   $("#quiz-close").addEventListener("click", async () => {
     await api("POST", `/quiz/sessions/${sessionId}/close`, { json: {} });
