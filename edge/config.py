@@ -173,7 +173,10 @@ class QuizSection(_Section):
 
     photo_max_bytes: int = Field(2_097_152, ge=16_384, le=16_777_216, description="Largest photo answer accepted (bytes).")
     photo_max_pixels: int = Field(16_000_000, ge=10_000, description="Largest photo answer accepted (width x height).")
-    default_grace_s: float = Field(120.0, ge=0, le=86400, description="Answers made offline before a question closed are accepted this long after the close, unless the teacher sets otherwise.")
+    default_grace_s: float = Field(
+        120.0, ge=0, le=86400,
+        description="Answers made offline before a question closed are accepted this long after the close, unless the teacher sets otherwise.",
+    )
     import_max_bytes: int = Field(8_388_608, ge=4096, description="Largest question-bank file accepted for import (bytes).")
 
 

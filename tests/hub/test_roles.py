@@ -109,7 +109,7 @@ MATRIX: list[tuple[Call, tuple[int, int, int, int, int, int]]] = [
     (Call("POST", "/api/v1/quiz/items", "quiz.add_item", body={"type": "truefalse", "stem": "matrix", "key": {"value": True}}),
      (401, 401, 403, 201, 201, 201)),
     (Call("GET", "/api/v1/quiz/items", "quiz.list_items"), (401, 401, 403, 200, 200, 200)),
-    (Call("POST", "/api/v1/quiz/imports?format=aiken", "quiz.import_questions", body="Q?\nA. x\nB. y\nANSWER: A\n".encode(),
+    (Call("POST", "/api/v1/quiz/imports?format=aiken", "quiz.import_questions", body=b"Q?\nA. x\nB. y\nANSWER: A\n",
           content_type="text/plain"), (401, 401, 403, 201, 201, 201)),
     (Call("GET", "/api/v1/quizzes", "quiz.list_quizzes"), (401, 401, 403, 200, 200, 200)),
     (Call("POST", "/api/v1/quiz/sessions", "quiz.start_session", body={"class_id": "{class_a}", "item_ids": [999999]}),
