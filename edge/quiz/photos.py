@@ -14,8 +14,6 @@ import os
 import time
 from pathlib import Path
 
-from PIL import Image, UnidentifiedImageError
-
 from edge.storage.db import Database, transaction
 
 _FORMATS = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}
@@ -32,6 +30,9 @@ def photo_dir(data_dir: Path) -> Path:
 
 
 def store_photo(db: Database, data_dir: Path, student_id: int, data: bytes, max_bytes: int, max_pixels: int) -> dict[str, object]:
+    # Pillow is imported on use: most workers never see a photo answer.
+    from PIL import Image, UnidentifiedImageError
+
     if len(data) > max_bytes:
         raise PhotoError(413, f"the photo is larger than {max_bytes // 1024} KiB; take it again at a lower resolution")
     if not data:

@@ -14,7 +14,8 @@ import struct
 from collections.abc import Iterator
 from pathlib import Path
 
-import av
+# PyAV (FFmpeg) is imported inside the functions: it costs every web worker
+# ~20 MB of memory, and only uploads and the speech worker need it.
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +34,8 @@ def probe(path: Path, max_duration_s: float) -> float | None:
     Reads only the container header and the first frames, so an upload is refused
     at once, not minutes later in the worker.
     """
+    import av
+
     try:
         with av.open(str(path)) as container:
             if not container.streams.audio:
@@ -60,6 +63,8 @@ def decode_pcm(path: Path, chunk_s: float = 0.5) -> Iterator[bytes]:
     A file truncated mid-way yields what could be decoded and then stops (a
     warning is logged); a file that yields nothing at all raises AudioError.
     """
+    import av
+
     chunk = int(chunk_s * RATE) * 2
     buf = bytearray()
     produced = 0
