@@ -239,12 +239,19 @@ class BatteryIn(StrictIn):
 @bp.auth_required(device_auth, roles=[DEVICE, STUDENT])
 @bp.input(BatteryIn, arg_name="body")
 @bp.output({}, status_code=204)
-@bp.doc(summary="An enrolled tablet reports its battery level (where the browser exposes it)", responses={404: "Tablet not in the fleet"})
+@bp.doc(
+    summary="An enrolled tablet reports its battery level (where the browser exposes it)",
+    description="204 when recorded; 202 when this tablet is not in the fleet inventory (nothing to plan for, "
+    "and nothing wrong with the tablet, so it is not an error).",
+    responses={202: "Tablet not in the fleet; nothing recorded"},
+)
 def battery(body: BatteryIn) -> Response:
     p = current_principal()
     try:
         service.report_battery(db(), p.device_id or 0, body.level, None)
     except service.FleetError as err:
+        if err.slug == "not-in-fleet":
+            return Response('{"recorded":false}', status=202, mimetype="application/json")
         _fleet(err)
     return Response(status=204)
 

@@ -32,6 +32,7 @@ PAGES = {
     "/student": "student.html",
     "/teacher": "teacher.html",
     "/admin": "admin.html",
+    "/carts": "carts.html",
 }
 
 # Explicit types: the system mimetypes database differs between distributions and

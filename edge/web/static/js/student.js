@@ -7,6 +7,7 @@
 
 import { api, ApiError, uuid4 } from "./api.js";
 import { translate } from "./i18n.js";
+import { startBatteryReports } from "./battery.js";
 import { $, clock, h, sessionInfo, setMessage, showError, showScreen, startPage, tr } from "./ui.js";
 
 const CLASS_KEY = "hub.tablet.class";
@@ -39,6 +40,8 @@ function storedClass() {
 
 // -- deciding the screen ------------------------------------------------------------
 
+let batteryStarted = false;
+
 async function route(reason) {
   let me = null;
   let info = null;
@@ -60,6 +63,11 @@ async function route(reason) {
     // Not enrolled (or revoked): no request that would only answer 401.
     showPair(reason === "revoked" || reason === "session-lost" ? "pair.revoked" : null);
     return;
+  }
+  if (!batteryStarted) {
+    // The cart's charge planner prefers the tablet's own battery level to a guess from slot currents.
+    batteryStarted = true;
+    startBatteryReports().catch(() => {});
   }
   try {
     const answer = await api("GET", "/signin/students");
