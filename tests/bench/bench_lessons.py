@@ -112,6 +112,18 @@ def wrk(port: int, paths: list[str], headers: dict[str, str], duration: int, wor
     }
 
 
+def cpu_s(srv: b.Server) -> float:
+    """CPU seconds (user + system) used so far by the server's process tree."""
+    total = 0.0
+    for pid in srv.pids():
+        try:
+            t = psutil.Process(pid).cpu_times()
+            total += t.user + t.system + t.children_user + t.children_system
+        except psutil.NoSuchProcess:
+            pass
+    return total
+
+
 def rss_mb(srv: b.Server) -> float:
     total = 0
     for pid in srv.pids():
@@ -249,27 +261,34 @@ def main() -> int:
             # warm the page cache for both equally
             wrk(nport, [nginx_path(s) for s in shas], {}, 2, work)
             hub_runs, nginx_runs, growths, reqs, errors = [], [], [], 0, 0
+            hub_cpu: list[float] = []
+            nginx_cpu: list[float] = []
             for rnd in range(args.rounds):
                 # alternate who goes first: on a shared machine the background load drifts
                 order = ["hub", "nginx"] if rnd % 2 == 0 else ["nginx", "hub"]
                 for who in order:
                     if who == "hub":
-                        rss_before = rss_mb(hub)
+                        rss_before, cpu_before = rss_mb(hub), cpu_s(hub)
                         with RssWatch(hub) as watch:
                             h = wrk(port, [hub_path(s) for s in shas], auth, args.duration, work)
                         hub_runs.append(h["bps"])
+                        hub_cpu.append((cpu_s(hub) - cpu_before) / max(h["bps"] * args.duration / 1e9, 1e-9))
                         growths.append(watch.peak - rss_before)
                         reqs += h["requests"]
                         errors += h["non2xx"] + h["socket_errors"]
                     else:
-                        nginx_runs.append(wrk(nport, [nginx_path(s) for s in shas], {}, args.duration, work)["bps"])
+                        cpu_before = cpu_s(nginx)
+                        n = wrk(nport, [nginx_path(s) for s in shas], {}, args.duration, work)
+                        nginx_runs.append(n["bps"])
+                        nginx_cpu.append((cpu_s(nginx) - cpu_before) / max(n["bps"] * args.duration / 1e9, 1e-9))
             hb, nb, growth = b.pct(hub_runs, 50), b.pct(nginx_runs, 50), max(growths)
             r = hb / nb if nb else float("nan")
             lines.append(
                 f"  {name:28} {hb / 1e9:9.2f} {nb / 1e9:11.2f} {r:6.2f}x {growth:12.1f} MB {reqs:8d} {errors:7d}   "
                 f"target ratio >= 0.70: {'met' if r >= 0.7 else 'NOT met'}, RSS growth <= 50 MB: {'met' if growth <= 50 else 'NOT met'}"
             )
-            lines.append(f"  {'':28} runs hub {', '.join(f'{x / 1e9:.2f}' for x in hub_runs)} / nginx {', '.join(f'{x / 1e9:.2f}' for x in nginx_runs)} GB/s")
+            lines.append(f"  {'':28} runs hub {', '.join(f'{x / 1e9:.2f}' for x in hub_runs)} / nginx {', '.join(f'{x / 1e9:.2f}' for x in nginx_runs)} GB/s; "
+                         f"server CPU per GB served: hub {b.pct(hub_cpu, 50):.2f} s, nginx {b.pct(nginx_cpu, 50):.2f} s")
             print(lines[-2], lines[-1], sep="\n", flush=True)
         nginx.stop()
         lines += page_push(room, port, result.lesson, args.pushes)
