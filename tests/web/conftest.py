@@ -136,7 +136,10 @@ def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
         log.close()
 
 
-@pytest.fixture(scope="session")
+# Per module, not per session: Playwright's sync API keeps an asyncio loop on the
+# main thread while it is open, and zeroconf's blocking calls in later modules
+# (the mDNS tests) then time out. Closing it after each module costs ~1 s.
+@pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
     if not CHROMIUM.exists():
         pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium); browser tests need a real Chromium")
