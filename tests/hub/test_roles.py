@@ -281,15 +281,9 @@ def test_students_see_only_their_own_class_on_the_sign_in_screen(module_hub: Hub
 
 @pytest.mark.parametrize("endpoint", sorted(e for e, p in PUBLIC_WEB.items() if p))
 def test_web_pages_are_public_and_carry_no_data(module_hub: HubEnv, endpoint: str) -> None:
-    from edge import web
 
     path = PUBLIC_WEB[endpoint]
-    template = getattr(web, "PAGES", {}).get(path)
-    if template and not (web.TEMPLATE_DIR / template).exists():
-        pytest.skip(f"web UI page {template} not in this tree yet")
     resp = module_hub.client().get(path)
-    if resp.status_code in (404, 500) and endpoint in ("web.manifest", "web.favicon"):
-        pytest.skip("web UI assets not in this tree yet")
     assert resp.status_code == 200
     body = resp.get_data(as_text=True)
     assert "王子轩" not in body and module_hub.creds.teacher[1] not in body

@@ -189,11 +189,6 @@ def test_credentials_come_from_the_store_so_a_fresh_install_starts() -> None:
             assert source.startswith("classroom-hub."), f"{name}: {value} (store names are global, keep our prefix)"
 
 
-# The speech worker and the sync agent are built by their own issues (speech
-# recording, district sync); until then their units exist but their programs don't.
-PROGRAMS_OF_LATER_ISSUES = {"classroom-speech.service": "issue 6", "classroom-sync.service": "issue 5"}
-
-
 @pytest.mark.parametrize("name", SERVICES)
 def test_every_execstart_is_a_console_script_setup_py_installs(name: str) -> None:
     setup_py = (REPO / "setup.py").read_text(encoding="utf-8")
@@ -201,8 +196,6 @@ def test_every_execstart_is_a_console_script_setup_py_installs(name: str) -> Non
     (exec_start,) = values(UNIT_DIR / name, "ExecStart")
     program = exec_start.split()[0]
     assert program.startswith(INSTALL_BIN), f"{name}: {exec_start}"
-    if program.removeprefix(INSTALL_BIN) not in scripts and name in PROGRAMS_OF_LATER_ISSUES:
-        pytest.skip(f"{program} is written by {PROGRAMS_OF_LATER_ISSUES[name]}")
     assert program.removeprefix(INSTALL_BIN) in scripts, f"{name}: setup.py has no console script {program}"
 
 
