@@ -25,10 +25,10 @@ export class ApiError extends Error {
  * Call the API. `json` is sent as application/json (the hub refuses other types
  * with 415); `body` + `contentType` sends a raw body (roster CSV). Resolves to the
  * parsed JSON answer (null for 204); rejects with ApiError, status 0 when the hub
- * could not be reached.
+ * could not be reached (or `signal` aborted the call).
  */
-export async function api(method, path, { json, body, contentType } = {}) {
-  const init = { method, credentials: "same-origin", headers: { Accept: "application/json" } };
+export async function api(method, path, { json, body, contentType, signal } = {}) {
+  const init = { method, credentials: "same-origin", headers: { Accept: "application/json" }, signal };
   if (json !== undefined) {
     init.body = JSON.stringify(json);
     init.headers["Content-Type"] = "application/json";
@@ -47,6 +47,8 @@ export async function api(method, path, { json, body, contentType } = {}) {
   if (resp.status === 204) return null;
   const type = resp.headers.get("Content-Type") || "";
   const data = type.includes("json") ? await resp.json().catch(() => null) : null;
+  // Aborted while the body was read: the caller gave up on this answer.
+  if (signal?.aborted) throw new ApiError(0, { type: "/problems/network" });
   if (!resp.ok) throw new ApiError(resp.status, data, resp.headers.get("Retry-After"));
   return data;
 }

@@ -21,6 +21,9 @@ let me = null;
 let events = null;
 let retryTimer = null;
 let flushing = false;
+// Every request of the signed-in student; aborted at sign-out so none goes out
+// (and comes back 401) after the session has ended.
+let signedIn = new AbortController();
 const results = new Map(); // session id -> results
 const drafts = new Map(); // `${session}:${item}` -> response being built (multiple choice, blanks)
 
@@ -39,7 +42,7 @@ async function flush() {
       if (row.body.student_id !== me.student_id) continue;
       const body = { ...row.body, sent_at: Date.now() / 1000 };
       try {
-        await api("POST", "/quiz/answers", { json: body });
+        await api("POST", "/quiz/answers", { json: body, signal: signedIn.signal });
         await outbox.remove(row.client_id);
         markSent(body, "sent");
       } catch (err) {
@@ -193,7 +196,7 @@ async function refresh() {
   if (!me || !card()) return;
   let current;
   try {
-    current = await api("GET", "/quiz/current");
+    current = await api("GET", "/quiz/current", { signal: signedIn.signal });
   } catch {
     return; // offline: the outbox keeps working; the stream's reopen calls again
   }
@@ -209,7 +212,7 @@ async function refresh() {
 async function showNotebook() {
   let mine;
   try {
-    mine = await api("GET", "/me/quiz-results");
+    mine = await api("GET", "/me/quiz-results", { signal: signedIn.signal });
   } catch {
     return;
   }
@@ -229,7 +232,7 @@ async function showNotebook() {
 
 async function showResults(sessionId) {
   try {
-    results.set(sessionId, await api("GET", `/quiz/sessions/${sessionId}/mine`));
+    results.set(sessionId, await api("GET", `/quiz/sessions/${sessionId}/mine`, { signal: signedIn.signal }));
   } catch {
     return;
   }
@@ -248,7 +251,7 @@ function showBuzz(roundId) {
   btn.onclick = async () => {
     btn.disabled = true;
     try {
-      const r = await api("POST", `/quiz/buzz-rounds/${roundId}/buzz`);
+      const r = await api("POST", `/quiz/buzz-rounds/${roundId}/buzz`, { signal: signedIn.signal });
       tr(btn, "quiz.buzzPlace", { n: r.place });
     } catch (err) {
       setMessage($("#quiz-msg"), "error.detail", { detail: err.message });
@@ -292,9 +295,10 @@ async function onScreen(screen) {
     return;
   }
   if (me) return;
+  const { signal } = signedIn;
   try {
-    const who = await api("GET", "/me");
-    if (who.role !== "student") return;
+    const who = await api("GET", "/me", { signal });
+    if (who.role !== "student" || signal.aborted) return;
     me = { ...who, student_id: who.student_id ?? who.id };
   } catch {
     return;
@@ -304,11 +308,18 @@ async function onScreen(screen) {
   await refresh();
   await showPending();
   showNotebook();
-  startLive();
+  if (!signal.aborted) startLive(); // signed out meanwhile: no stream for an ended session
 }
 
 function main() {
   if (!card()) return;
+  // Before student.js ends the session (capture phase runs first).
+  $("#signout")?.addEventListener("click", () => {
+    signedIn.abort();
+    signedIn = new AbortController();
+    me = null;
+    stopLive();
+  }, { capture: true });
   window.addEventListener("online", flush);
   new MutationObserver(() => onScreen(document.body.dataset.screen)).observe(document.body, { attributes: true, attributeFilter: ["data-screen"] });
   onScreen(document.body.dataset.screen);
