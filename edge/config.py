@@ -137,7 +137,6 @@ class SyncSection(_Section):
     ack_timeout_s: float = Field(30.0, gt=0, le=3600, description="Seconds without an ack before a batch is sent again.")
     reconnect_min_s: float = Field(1.0, gt=0, description="First reconnect delay; doubles with jitter up to reconnect_max_s.")
     reconnect_max_s: float = Field(120.0, gt=0, description="Longest reconnect delay.")
-    district_public_key: str = Field("", description="The district's Ed25519 public key (base64) that signs every notice; empty refuses all downloads.")
     download_retries: int = Field(5, ge=0, le=100, description="Attempts per download before the notice waits for the next sync.")
 
 
@@ -181,9 +180,11 @@ class QuizSection(_Section):
 
 
 class DistrictSection(_Section):
-    """The district that signs what the hub installs (lesson packages)."""
+    """The district that signs what the hub installs: lesson packages, sync notices, firmware. One key, configured once."""
 
-    public_key: str = Field("", description="The district's Ed25519 public key (base64 of 32 bytes) that signs lesson packages.")
+    public_key: str = Field(
+        "", description="The district's Ed25519 public key (base64 of 32 bytes) that signs lesson packages, sync notices and firmware.",
+    )
     public_key_file: Path | None = Field(None, description="File holding the district public key (base64); used when public_key is empty.")
 
 
@@ -262,11 +263,17 @@ def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
+# Keys that moved: the error names the new place, so an upgraded hub's operator knows what to change.
+_MOVED = {"sync.district_public_key": "district.public_key"}
+
+
 def _describe(err: ValidationError) -> str:
     parts = []
     for e in err.errors():
         key = ".".join(str(p) for p in e["loc"])
-        if e["type"] == "extra_forbidden":
+        if e["type"] == "extra_forbidden" and key in _MOVED:
+            parts.append(f"configuration key {key} is now {_MOVED[key]}")
+        elif e["type"] == "extra_forbidden":
             parts.append(f"unknown configuration key {key}")
         else:
             parts.append(f"{key}: {e['msg']}")

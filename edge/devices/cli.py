@@ -67,7 +67,7 @@ def list_(obj: Any) -> None:
 def firmware_import(obj: Any, bundle: Path, public_key: Path | None) -> None:
     """Verify a firmware bundle (signature and every hash) and make it available to carts."""
     from edge.devices import rollout
-    from edge.lessons.keys import district_public_key
+    from edge.district_key import district_public_key
 
     config, db = _db(obj)
     key = public_key.read_text().strip() if public_key else district_public_key(config)

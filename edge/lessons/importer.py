@@ -26,8 +26,8 @@ from pathlib import Path, PurePosixPath
 
 from edge import outbox, signing
 from edge.config import HubConfig
+from edge.district_key import district_public_key
 from edge.lessons import store
-from edge.lessons.keys import district_public_key
 from edge.lessons.manifest import FILES_PREFIX, MANIFEST_NAME, SIGNATURE_NAME, Manifest, ManifestError, parse_manifest
 from edge.storage.db import Database, transaction
 

@@ -130,7 +130,7 @@ class Downloader:
 
     def _check_signature(self, notice: Notice) -> None:
         if not self.public_key:
-            raise DownloadRefused("no district public key is configured (sync.district_public_key)")
+            raise DownloadRefused("no district public key is configured ([district] public_key or public_key_file)")
         try:
             verify(signed_bytes(notice), notice.signature, self.public_key)
         except SignatureError as exc:

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edge.config import HubConfig, read_secret
+from edge.district_key import district_public_key
 from edge.storage.db import Database, connect
 from sync.agent.batcher import Batcher, Limits
 from sync.agent.download import Downloader
@@ -103,6 +104,6 @@ def build_agent(config: HubConfig, client_suffix: str = "") -> Agent:
         max_delay=s.reconnect_max_s,
     )
     batcher = Batcher(s.district, s.school_id, hub_id, Limits(s.batch_max_events, s.batch_max_raw_bytes, s.batch_max_wire_bytes))
-    downloader = Downloader(open_db(config), None, config.hub.data_dir / "inbox", s.district_public_key, s.download_retries)
+    downloader = Downloader(open_db(config), None, config.hub.data_dir / "inbox", district_public_key(config), s.download_retries)
     uplink = Uplink(db, topics, batcher, link, s.inflight_batches, s.ack_timeout_s, on_notice=downloader.submit)
     return Agent(config, hub_id, db, uplink, downloader)

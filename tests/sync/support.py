@@ -38,8 +38,8 @@ class Hub:
 
 
 def make_hub(root: Path, broker: Broker, pki: Pki, school: str = "school-1", register: SqliteStore | None = None,
-             sync: dict | None = None, identity: bool = True) -> Hub:
-    """A migrated hub data dir with its own client certificate, configured for ``broker``."""
+             sync: dict | None = None, identity: bool = True, district: dict | None = None) -> Hub:
+    """A migrated hub data dir with its own client certificate, configured for ``broker``; ``district`` is its [district] section."""
     data_dir = root / f"hub-{len(list(root.glob('hub-*')))}"
     empty = root / "empty.toml"
     empty.touch()
@@ -54,6 +54,7 @@ def make_hub(root: Path, broker: Broker, pki: Pki, school: str = "school-1", reg
             "district": DISTRICT, "school_id": school, "ack_timeout_s": 3.0, "reconnect_min_s": 0.2, "reconnect_max_s": 2.0,
             **(sync or {}),
         },
+        "district": district or {},
     }
     config = load_config(empty, environ={}, overrides=overrides)
     if register is not None:

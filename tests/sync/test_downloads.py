@@ -12,6 +12,8 @@ import time
 import pytest
 
 from edge import inbox
+from edge.config import ConfigError, load_config
+from edge.district_key import district_public_key
 from edge.signing import generate_key
 from edge.storage.db import connect
 from sync.agent.download import Downloader
@@ -44,7 +46,11 @@ def _downloader(hub, public_key):
 
 def test_a_published_file_reaches_the_inbox_verified(tmp_path, broker, pki, district, keys, payload, server):
     private, public = keys
-    hub = make_hub(tmp_path, broker, pki, register=district[1], sync={"district_public_key": public})
+    # The one district key, given as a file in [district]: the same setting lesson packages are verified with.
+    key_path = tmp_path / "district-key.pub"
+    key_path.write_text(public + "\n")
+    hub = make_hub(tmp_path, broker, pki, register=district[1], district={"public_key_file": str(key_path)})
+    assert district_public_key(hub.config) == public
     agent = hub.agent()
     agent.downloader.start()
     agent.uplink.start()
@@ -122,3 +128,15 @@ def test_a_notice_with_a_wrong_signature_is_refused_before_downloading(tmp_path,
     tampered = sign_notice(src, "roster", server.url("/pkg/lesson.zip"), keys[0], notice_id="r2").model_copy(update={"size": 5})
     assert _downloader(hub, public).fetch(tampered).status == "refused"
     assert inbox.pending(hub.db, "roster") == []
+
+
+def test_the_district_key_is_configured_once_under_district(tmp_path, broker, pki, keys):
+    _, public = keys
+    hub = make_hub(tmp_path, broker, pki, district={"public_key": public})
+    agent = hub.agent()
+    assert agent.downloader.public_key == public == district_public_key(hub.config)
+    # The old second setting is refused with a pointer to the one that replaced it.
+    old = tmp_path / "old.toml"
+    old.write_text(f'[sync]\ndistrict_public_key = "{public}"\n')
+    with pytest.raises(ConfigError, match="sync.district_public_key is now district.public_key"):
+        load_config(old, environ={})
