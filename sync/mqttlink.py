@@ -5,6 +5,19 @@ Why our own loop and not paho's ``loop_start`` auto-reconnect: paho doubles the
 delay but adds no jitter, so 300 hubs cut off by one broker restart would come
 back in lock-step. Here every wait is "full jitter" (uniform in [0, delay]) and
 the delay doubles from ``min_delay`` to ``max_delay``, reset by a successful CONNACK.
+
+MQTT v5 first, 3.1.1 when the broker has no v5: a 3.1.1-only broker answers a
+v5 CONNECT with CONNACK return code 1 ("unacceptable protocol version"; paho
+reports it as reason 132) or just closes the socket. Either way the next attempt,
+right away, speaks 3.1.1, and the link stays on 3.1.1 for the life of the process
+(a broker upgrade is picked up at the next restart). What is lost on 3.1.1 and why
+nothing of ours depends on it: the session expiry interval (a persistent 3.1.1
+session lives until the broker's own ``persistent_client_expiration``), reason
+codes on SUBACK and DISCONNECT (a refused subscription is still visible as 0x80),
+and shared subscriptions are a v5 feature that only some 3.1.1 brokers (Mosquitto
+>= 1.6) also offer. The sync protocol itself (batches, application-level acks,
+hello/high-water mark, retained status with a last will) uses only 3.1.1 features:
+no user properties, no message expiry, no topic aliases.
 """
 
 from __future__ import annotations
@@ -24,6 +37,11 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 log = logging.getLogger(__name__)
+
+# A broker that closes a v5 CONNECT unanswered this many times in a row (TCP and
+# TLS were fine) is taken for a 3.1.1-only one. Twice, not once: a broker killed
+# mid-handshake also closes unanswered, and a v5 broker must not demote us for that.
+_UNANSWERED_BEFORE_311 = 2
 
 
 @dataclass
@@ -45,6 +63,8 @@ class LinkSettings:
     # TCP connect + TLS handshake + CONNACK. paho's 5 s default is too short when a
     # whole district reconnects after a broker restart and handshakes queue up.
     connect_timeout: float = 30.0
+    # Fall back to MQTT 3.1.1 when the broker refuses v5 (see the module docstring).
+    allow_mqtt311: bool = True
 
 
 class Backoff:
@@ -79,17 +99,38 @@ class Link:
         on_disconnect: Callable[[], None] | None = None,
         will: tuple[str, bytes, bool] | None = None,
         manual_ack: bool = False,
+        on_subscribe: Callable[..., None] | None = None,
     ) -> None:
         self.settings = settings
         self._on_connect = on_connect
         self._on_message = on_message
         self._on_disconnect = on_disconnect
+        self._on_subscribe = on_subscribe
+        self._will = will
+        self._manual_ack = manual_ack
         self.backoff = Backoff(settings.min_delay, settings.max_delay)
         self.connected = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self.last_error: str | None = None
+        self.protocol = mqtt.MQTTv5
+        self._got_connack = False
+        self._refused_version = False
+        self._unanswered = 0  # v5 connections in a row the broker closed without a CONNACK
+        self._connected_311 = False
+        self.client = self._make_client()
+
+    @property
+    def protocol_name(self) -> str:
+        return "5" if self.protocol == mqtt.MQTTv5 else "3.1.1"
+
+    def _make_client(self) -> mqtt.Client:
+        settings = self.settings
+        v5 = self.protocol == mqtt.MQTTv5
+        # 3.1.1 has no clean_start flag at CONNECT: its clean_session is fixed per client.
         self.client = mqtt.Client(
-            CallbackAPIVersion.VERSION2, client_id=settings.client_id, protocol=mqtt.MQTTv5, manual_ack=manual_ack
+            CallbackAPIVersion.VERSION2, client_id=settings.client_id, protocol=self.protocol, manual_ack=self._manual_ack,
+            clean_session=None if v5 else settings.clean_start,
         )
         # Batches are acked by the district, not by PUBACK: allow a window of them in flight.
         self.client.max_inflight_messages_set(64)
@@ -103,8 +144,8 @@ class Link:
             if settings.cert_file:
                 context.load_cert_chain(str(settings.cert_file), str(settings.key_file) if settings.key_file else None)
             self.client.tls_set_context(context)
-        if will:
-            self.client.will_set(will[0], will[1], qos=1, retain=will[2])
+        if self._will:
+            self.client.will_set(self._will[0], self._will[1], qos=1, retain=self._will[2])
         # All socket writes on the link's own thread. Without loop_start(), paho's
         # publish() writes to the socket from the caller's thread, racing the loop
         # thread's writes: under load two partial TLS writes interleave and the
@@ -114,18 +155,25 @@ class Link:
         self.client.on_connect = self._connected
         self.client.on_message = lambda c, u, m: self._on_message(c, m)
         self.client.on_disconnect = self._disconnected
-        self.last_error: str | None = None
+        if self._on_subscribe is not None:
+            self.client.on_subscribe = self._on_subscribe
+        return self.client
 
     # -- paho callbacks (network thread) -----------------------------------------------
     def _connected(self, client: mqtt.Client, userdata: object, flags: object, reason: object, props: object) -> None:
+        self._got_connack = True
         if getattr(reason, "is_failure", False):
+            # 132 is how paho reports a 3.1.1 CONNACK "unacceptable protocol version" (rc 1) to a v5 client.
+            self._refused_version = self.protocol == mqtt.MQTTv5 and getattr(reason, "value", None) == 132
             self.last_error = f"broker refused the connection: {reason}"
             log.warning("mqtt connect refused", extra={"reason": str(reason), "host": self.settings.host})
             return
         self.backoff.reset()
         self.last_error = None
+        self._connected_311 = self._connected_311 or self.protocol != mqtt.MQTTv5
         self.connected.set()
-        log.info("mqtt connected", extra={"host": self.settings.host, "port": self.settings.port, "client_id": self.settings.client_id})
+        log.info("mqtt connected", extra={"host": self.settings.host, "port": self.settings.port, "client_id": self.settings.client_id,
+                                          "mqtt": self.protocol_name})
         try:
             self._on_connect(client)
         except Exception:
@@ -145,14 +193,19 @@ class Link:
         self._thread.start()
 
     def _connect_once(self) -> bool:
-        props = Properties(PacketTypes.CONNECT)
-        if self.settings.session_expiry_s:
-            props.SessionExpiryInterval = self.settings.session_expiry_s
+        self._got_connack = False
+        self._refused_version = False
         try:
-            self.client.connect(
-                self.settings.host, self.settings.port, keepalive=self.settings.keepalive,
-                clean_start=self.settings.clean_start, properties=props,
-            )
+            if self.protocol == mqtt.MQTTv5:
+                props = Properties(PacketTypes.CONNECT)
+                if self.settings.session_expiry_s:
+                    props.SessionExpiryInterval = self.settings.session_expiry_s
+                self.client.connect(
+                    self.settings.host, self.settings.port, keepalive=self.settings.keepalive,
+                    clean_start=self.settings.clean_start, properties=props,
+                )
+            else:
+                self.client.connect(self.settings.host, self.settings.port, keepalive=self.settings.keepalive)
         except ssl.SSLCertVerificationError as exc:
             # The usual cause on an appliance is a clock far off (RTC reset to 1970).
             self.last_error = f"TLS: broker certificate not accepted ({exc.verify_message}); check the CA file and the system clock"
@@ -172,9 +225,35 @@ class Link:
                     if rc != mqtt.MQTT_ERR_SUCCESS:
                         break
                 self.connected.clear()
+                if not self._stop.is_set() and self._switch_protocol():
+                    continue
             if self._stop.is_set():
                 break
             self._stop.wait(self.backoff.next())
+
+    def _switch_protocol(self) -> bool:
+        """After a connection ended: True if the next attempt should speak another MQTT version, at once."""
+        v5 = self.protocol == mqtt.MQTTv5
+        if self._got_connack:
+            self._unanswered = 0
+        else:
+            self._unanswered += 1
+        if v5 and self.settings.allow_mqtt311 and (self._refused_version or self._unanswered >= _UNANSWERED_BEFORE_311):
+            why = "refused protocol level 5" if self._refused_version else "closed v5 connections before answering"
+            log.warning("the broker %s: using MQTT 3.1.1 (no session expiry, no reason codes)", why,
+                        extra={"host": self.settings.host, "port": self.settings.port})
+            self.protocol = mqtt.MQTTv311
+            self._unanswered = 0
+        elif not v5 and not self._got_connack and not self._connected_311:
+            # 3.1.1 fared no better than v5: the closes were not about the protocol version.
+            log.info("mqtt 3.1.1 was not answered either; back to v5", extra={"host": self.settings.host})
+            self.protocol = mqtt.MQTTv5
+            self._make_client()
+            return False
+        else:
+            return False
+        self._make_client()
+        return True
 
     def publish(self, topic: str, payload: bytes, qos: int = 1, retain: bool = False) -> mqtt.MQTTMessageInfo:
         return self.client.publish(topic, payload, qos=qos, retain=retain)

@@ -2,7 +2,11 @@
 
 Consumes ``up/batch`` and ``up/hello`` of every hub through an MQTT v5 shared
 subscription (``$share/district-ingest/...``), so any number of instances split
-the load. For each batch, in this order:
+the load. Against a 3.1.1-only broker the link falls back to 3.1.1 (see
+``sync/mqttlink.py``); the shared subscription then works only where that broker
+offers ``$share`` to 3.1.1 clients (Mosquitto >= 1.6 does); elsewhere run one instance.
+
+For each batch, in this order:
 
 1. check the sender: the topic's hub must be registered for the topic's school
    (the broker's ACL already pins a hub to its own prefix; this is the second lock);
@@ -55,8 +59,7 @@ class Ingest:
         # A persistent session: batches published while every instance is down wait at the broker.
         settings.clean_start = False
         settings.session_expiry_s = settings.session_expiry_s or 86400
-        self.link = Link(settings, self._subscribe, self._message, manual_ack=True)
-        self.link.client.on_subscribe = self._subscribed
+        self.link = Link(settings, self._subscribe, self._message, manual_ack=True, on_subscribe=self._subscribed)
         self.ready = threading.Event()
         self.stats = {"batches": 0, "duplicates": 0, "events": 0, "rejected": 0, "hellos": 0}
         self._stats_lock = threading.Lock()

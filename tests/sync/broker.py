@@ -59,6 +59,12 @@ class Broker:
         self.proc: subprocess.Popen | None = None
         self.log = directory / "mosquitto.log"
 
+    def add_password(self, user: str, password: str) -> None:
+        """Another identity for the password listener; before ``start`` (Mosquitto reads the file at start)."""
+        pw = self.dir / "conf" / "passwords"
+        subprocess.run(["mosquitto_passwd", "-b", str(pw), user, password], check=True, capture_output=True)
+        pw.chmod(0o600)
+
     def start(self) -> Broker:
         with open(self.log, "ab") as log:
             self.proc = subprocess.Popen(["mosquitto", "-c", str(self.conf)], stdout=log, stderr=subprocess.STDOUT)

@@ -66,11 +66,16 @@ class IngestProc:
     """``district-ingest run`` as its own process (so a test can kill it for real)."""
 
     def __init__(self, broker: Broker, pki: Pki, database: str, instance: str = "1", env: dict[str, str] | None = None,
-                 log_dir: Path | None = None, pg_schema: str = "public") -> None:
-        cert, key = pki.issue("district-ingest")
+                 log_dir: Path | None = None, pg_schema: str = "public", password_file: Path | None = None, port: int | None = None) -> None:
+        """With ``password_file`` the ingest signs in as user district-ingest with that password (at ``port``), else by certificate."""
+        if password_file is None:
+            cert, key = pki.issue("district-ingest")
+            identity = ["--cert", str(cert), "--key", str(key)]
+        else:
+            identity = ["--username", "district-ingest", "--password-file", str(password_file)]
         self.args = [
-            str(BIN / "district-ingest"), "run", "--broker", "127.0.0.1", "--port", str(broker.port), "--ca", str(pki.ca_file),
-            "--cert", str(cert), "--key", str(key), "--database", database, "--pg-schema", pg_schema, "--instance", instance,
+            str(BIN / "district-ingest"), "run", "--broker", "127.0.0.1", "--port", str(port or broker.port), "--ca", str(pki.ca_file),
+            *identity, "--database", database, "--pg-schema", pg_schema, "--instance", instance,
         ]
         self.env = {**os.environ, "DISTRICT_LOG_LEVEL": "INFO", **(env or {})}
         self.log = (log_dir or broker.dir) / f"ingest-{instance}.log"
