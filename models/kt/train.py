@@ -30,28 +30,61 @@ import json
 import math
 import random
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
 from models.kt.dataset import DEFAULT_DIR, TEST_FILE, TRAIN_FILE, Sequence, auc, dedup_consecutive, read_split
+from models.kt.features import FEATURES, RAW, sequence_features
 
 
 class DKT(nn.Module):
-    def __init__(self, num_skills: int, hidden: int, dropout: float) -> None:
+    """LSTM over (skill, correct) tokens; with ``features``, also the per-skill counts of ``features.py``:
+    the counts of the skill just answered go into the LSTM input, and every skill's own counts
+    add to that skill's output logit (weights shared plus a per-skill correction)."""
+
+    def __init__(self, num_skills: int, hidden: int, dropout: float, use_features: bool = False) -> None:
         super().__init__()
         self.num_skills = num_skills
         self.hidden = hidden
+        self.use_features = use_features
         self.embed = nn.Embedding(2 * num_skills, hidden)
         self.lstm = nn.LSTM(hidden, hidden, batch_first=True)
         self.drop = nn.Dropout(dropout)
         self.out = nn.Linear(hidden, num_skills)
+        if use_features:
+            self.feat_in = nn.Linear(FEATURES, hidden)
+            self.feat_w = nn.Parameter(torch.zeros(FEATURES))
+            self.feat_v = nn.Embedding(num_skills, FEATURES)
+            nn.init.zeros_(self.feat_v.weight)
 
-    def forward(self, tokens: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
-        y, state = self.lstm(self.embed(tokens), state)
+    @property
+    def state_widths(self) -> tuple[int, int]:
+        """Widths of the hub's two state vectors: h, and c (LSTM cell, then the raw per-skill counts)."""
+        return self.hidden, self.hidden + (self.num_skills * RAW if self.use_features else 0)
+
+    def forward(self, tokens: torch.Tensor, fcur: torch.Tensor | None, state: tuple[torch.Tensor, torch.Tensor]
+                ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+        x = self.embed(tokens)
+        if self.use_features:
+            x = x + self.feat_in(fcur)
+        y, state = self.lstm(x, state)
         return self.out(self.drop(y)), state
+
+    def next_logit(self, logits: torch.Tensor, nskill: torch.Tensor, fnext: torch.Tensor | None) -> torch.Tensor:
+        picked = logits.gather(2, nskill.unsqueeze(2)).squeeze(2)
+        if self.use_features:
+            picked = picked + (fnext * (self.feat_w + self.feat_v(nskill))).sum(-1)
+        return picked
+
+
+def _torch_features(n: torch.Tensor, c: torch.Tensor, last: torch.Tensor, streak: torch.Tensor, just: torch.Tensor, sign: torch.Tensor) -> torch.Tensor:
+    """``features.features`` in torch, for the exported graph."""
+    return torch.stack([torch.log1p(n), torch.log1p(c), torch.log1p(n - c), last, torch.sign(streak) * torch.log1p(streak.abs()), just, sign], dim=-1)
 
 
 class DKTStep(nn.Module):
@@ -62,58 +95,99 @@ class DKTStep(nn.Module):
         self.m = model
 
     def forward(self, skill: torch.Tensor, correct: torch.Tensor, h: torch.Tensor, c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        m = self.m
         token = (skill * 2 + correct).unsqueeze(1)
-        logits, (h2, c2) = self.m(token, (h.unsqueeze(0), c.unsqueeze(0)))
-        return torch.sigmoid(logits[:, 0, :]), h2[0], c2[0]
+        if not m.use_features:
+            logits, (h2, c2) = m(token, None, (h.unsqueeze(0), c.unsqueeze(0)))
+            return torch.sigmoid(logits[:, 0, :]), h2[0], c2[0]
+        k = m.num_skills
+        raw = c[:, m.hidden :].reshape(-1, k, RAW)
+        n, cor, last, streak = raw[:, :, 0], raw[:, :, 1], raw[:, :, 2], raw[:, :, 3]
+        hot = nn.functional.one_hot(skill, k).to(torch.float32)
+        y = correct.to(torch.float32).unsqueeze(1)
+        sign = 2 * y - 1
+        n = n + hot
+        cor = cor + hot * y
+        last = hot * sign + (1 - hot) * last
+        grown = torch.where(y > 0, torch.where(streak > 0, streak + 1, torch.ones_like(streak)), torch.where(streak < 0, streak - 1, -torch.ones_like(streak)))
+        streak = hot * grown + (1 - hot) * streak
+        f_all = _torch_features(n, cor, last, streak, hot, hot * sign)
+        f_cur = (f_all * hot.unsqueeze(2)).sum(1).unsqueeze(1)
+        logits, (h2, c2) = m(token, f_cur, (h.unsqueeze(0), c[:, : m.hidden].unsqueeze(0)))
+        logits = logits[:, 0, :] + (f_all * (m.feat_w + m.feat_v.weight)).sum(-1)
+        raw2 = torch.stack([n, cor, last, streak], dim=-1).reshape(-1, k * RAW)
+        return torch.sigmoid(logits), h2[0], torch.cat([c2[0], raw2], dim=1)
 
 
-def _tokens(s: Sequence) -> np.ndarray:
-    return s.skills * 2 + s.correct
+@dataclass(frozen=True)
+class Prepared:
+    """One student's training arrays: input tokens, the next answer, per-skill counts (or None)."""
+
+    tok: np.ndarray
+    nskill: np.ndarray
+    ncorr: np.ndarray
+    fcur: np.ndarray | None
+    fnext: np.ndarray | None
 
 
-def _batches(seqs: list[Sequence], batch: int, shuffle: bool) -> list[list[Sequence]]:
+def prepare(seqs: list[Sequence], num_skills: int, use_features: bool) -> list[Prepared]:
+    out = []
+    for s in seqs:
+        fcur, fnext = sequence_features(s.skills, s.correct, num_skills) if use_features else (None, None)
+        out.append(Prepared(s.skills * 2 + s.correct, s.skills[1:], s.correct[1:].astype(np.float32), fcur, fnext))
+    return out
+
+
+def _batches(seqs: list[Prepared], batch: int, shuffle: bool) -> list[list[Prepared]]:
     # Students of similar length together: little padding, whole histories kept.
-    order = sorted(seqs, key=lambda s: len(s.skills))
+    order = sorted(seqs, key=lambda s: len(s.tok))
     groups = [order[i : i + batch] for i in range(0, len(order), batch)]
     if shuffle:
         random.shuffle(groups)
     return groups
 
 
-def _pad(group: list[Sequence]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    n = max(len(s.skills) for s in group)
-    tok = np.zeros((len(group), n), dtype=np.int64)
-    nxt_skill = np.zeros((len(group), n), dtype=np.int64)
-    nxt_correct = np.zeros((len(group), n), dtype=np.float32)
-    mask = np.zeros((len(group), n), dtype=np.float32)
+def _pad(group: list[Prepared]) -> dict[str, torch.Tensor]:
+    n = max(len(s.tok) for s in group)
+    b = len(group)
+    arr = {"tok": np.zeros((b, n), dtype=np.int64), "nskill": np.zeros((b, n), dtype=np.int64),
+           "ncorr": np.zeros((b, n), dtype=np.float32), "mask": np.zeros((b, n), dtype=np.float32)}
+    feats = group[0].fcur is not None
+    if feats:
+        arr["fcur"] = np.zeros((b, n, FEATURES), dtype=np.float32)
+        arr["fnext"] = np.zeros((b, n, FEATURES), dtype=np.float32)
     for i, s in enumerate(group):
-        k = len(s.skills)
-        tok[i, :k] = _tokens(s)
-        nxt_skill[i, : k - 1] = s.skills[1:]
-        nxt_correct[i, : k - 1] = s.correct[1:]
-        mask[i, : k - 1] = 1.0
-    return torch.from_numpy(tok), torch.from_numpy(nxt_skill), torch.from_numpy(nxt_correct), torch.from_numpy(mask)
+        k = len(s.tok)
+        arr["tok"][i, :k] = s.tok
+        arr["nskill"][i, : k - 1] = s.nskill
+        arr["ncorr"][i, : k - 1] = s.ncorr
+        arr["mask"][i, : k - 1] = 1.0
+        if feats:
+            arr["fcur"][i, :k] = s.fcur
+            arr["fnext"][i, :k] = s.fnext
+    return {key: torch.from_numpy(v) for key, v in arr.items()}
 
 
-def run_epoch(model: DKT, seqs: list[Sequence], batch: int, chunk: int, opt: torch.optim.Optimizer | None) -> tuple[float, np.ndarray, np.ndarray]:
+def run_epoch(model: DKT, seqs: list[Prepared], batch: int, chunk: int, opt: torch.optim.Optimizer | None) -> tuple[float, np.ndarray, np.ndarray]:
     training = opt is not None
     model.train(training)
     total, count = 0.0, 0.0
     scores: list[np.ndarray] = []
     labels: list[np.ndarray] = []
-    bce = nn.BCEWithLogitsLoss(reduction="sum")
     for group in _batches(seqs, batch, shuffle=training):
-        tok, nskill, ncorr, mask = _pad(group)
+        d = _pad(group)
         state = (torch.zeros(1, len(group), model.hidden), torch.zeros(1, len(group), model.hidden))
-        for t0 in range(0, tok.shape[1], chunk):
+        for t0 in range(0, d["tok"].shape[1], chunk):
             sl = slice(t0, t0 + chunk)
-            m = mask[:, sl]
+            m = d["mask"][:, sl]
             if m.sum() == 0:
                 break
+            fcur = d["fcur"][:, sl] if "fcur" in d else None
+            fnext = d["fnext"][:, sl] if "fnext" in d else None
             with torch.set_grad_enabled(training):
-                logits, state = model(tok[:, sl], state)
-                picked = logits.gather(2, nskill[:, sl].unsqueeze(2)).squeeze(2)
-                loss = (nn.functional.binary_cross_entropy_with_logits(picked, ncorr[:, sl], reduction="none") * m).sum()
+                logits, state = model(d["tok"][:, sl], fcur, state)
+                picked = model.next_logit(logits, d["nskill"][:, sl], fnext)
+                loss = (nn.functional.binary_cross_entropy_with_logits(picked, d["ncorr"][:, sl], reduction="none") * m).sum()
             if training:
                 opt.zero_grad()
                 (loss / m.sum()).backward()
@@ -123,10 +197,9 @@ def run_epoch(model: DKT, seqs: list[Sequence], batch: int, chunk: int, opt: tor
             else:
                 sel = m.bool()
                 scores.append(torch.sigmoid(picked[sel]).numpy())
-                labels.append(ncorr[:, sl][sel].numpy())
+                labels.append(d["ncorr"][:, sl][sel].numpy())
             total += float(loss.detach())
             count += float(m.sum())
-    del bce
     if training:
         return total / count, np.empty(0), np.empty(0)
     return total / count, np.concatenate(scores), np.concatenate(labels)
@@ -167,8 +240,8 @@ def fit_pooled_bkt(seqs: list[Sequence], iters: int = 150, max_len: int = 200) -
 
 def export_onnx(model: DKT, path: Path) -> None:
     step = DKTStep(model).eval()
-    b, h = 2, model.hidden
-    args = (torch.zeros(b, dtype=torch.int64), torch.ones(b, dtype=torch.int64), torch.zeros(b, h), torch.zeros(b, h))
+    hw, cw = model.state_widths
+    args = (torch.zeros(2, dtype=torch.int64), torch.ones(2, dtype=torch.int64), torch.zeros(2, hw), torch.zeros(2, cw))
     torch.onnx.export(
         step,
         args,
@@ -181,17 +254,24 @@ def export_onnx(model: DKT, path: Path) -> None:
     )
 
 
-def onnx_scores(path: Path, seqs: list[Sequence], hidden: int) -> tuple[np.ndarray, np.ndarray]:
-    """Next-answer predictions from the exported file, stepped one answer at a time as on the hub."""
+def _session(path: Path) -> tuple[Any, int, int]:
+    """An onnxruntime session (imported here: exporting needs only torch) and the widths of h and c."""
     import onnxruntime as ort
 
     so = ort.SessionOptions()
     so.intra_op_num_threads = 1
     sess = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+    widths = {i.name: i.shape[-1] for i in sess.get_inputs()}
+    return sess, widths["h"], widths["c"]
+
+
+def onnx_scores(path: Path, seqs: list[Sequence]) -> tuple[np.ndarray, np.ndarray]:
+    """Next-answer predictions from the exported file, stepped one answer at a time as on the hub."""
+    sess, hw, cw = _session(path)
     # All students advance together (batch = students still active at step t).
     n = max(len(s.skills) for s in seqs)
-    h = np.zeros((len(seqs), hidden), dtype=np.float32)
-    c = np.zeros_like(h)
+    h = np.zeros((len(seqs), hw), dtype=np.float32)
+    c = np.zeros((len(seqs), cw), dtype=np.float32)
     lens = np.array([len(s.skills) for s in seqs])
     sk = np.zeros((len(seqs), n), dtype=np.int64)
     co = np.zeros((len(seqs), n), dtype=np.int64)
@@ -208,21 +288,19 @@ def onnx_scores(path: Path, seqs: list[Sequence], hidden: int) -> tuple[np.ndarr
     return np.concatenate(scores), np.concatenate(labels)
 
 
-def golden_case(path: Path, hidden: int) -> dict[str, object]:
+def golden_case(path: Path) -> dict[str, object]:
     """A fixed input and what this file gives for it: the hub checks a new file reproduces it.
 
     The input visits every (skill, correct) token once, so a change to any weight
     shows in the trace (mean probability after each step) or the final probabilities.
     """
-    import onnxruntime as ort
-
-    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    sess, hw, cw = _session(path)
     num_skills = sess.get_outputs()[0].shape[-1]
     tokens = list(range(2 * num_skills))
     random.Random(2009).shuffle(tokens)
     skills, correct = [t // 2 for t in tokens], [t % 2 for t in tokens]
-    h = np.zeros((1, hidden), dtype=np.float32)
-    c = np.zeros_like(h)
+    h = np.zeros((1, hw), dtype=np.float32)
+    c = np.zeros((1, cw), dtype=np.float32)
     trace = []
     for s, k in zip(skills, correct, strict=True):
         p, h, c = sess.run(None, {"skill": np.array([s]), "correct": np.array([k]), "h": h, "c": c})
@@ -235,26 +313,38 @@ def refresh_golden(manifest_path: Path) -> None:
     manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
     onnx_path = manifest_path.parent / manifest["file"]
     manifest["sha256"] = hashlib.sha256(onnx_path.read_bytes()).hexdigest()
-    manifest["golden"] = golden_case(onnx_path, manifest["hidden"])
+    manifest["golden"] = golden_case(onnx_path)
     manifest_path.write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
+def split_validation(train: list[Sequence], seed: int) -> tuple[list[Sequence], list[Sequence]]:
+    """Model selection on 10 % of the training students; the test split is not looked at until the end."""
+    idx = list(range(len(train)))
+    random.Random(seed).shuffle(idx)
+    n_val = len(train) // 10
+    return [train[i] for i in idx[n_val:]], [train[i] for i in idx[:n_val]]
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--refresh-golden", type=Path, help="only recompute the golden case of this manifest")
-    ap.add_argument("--from-checkpoint", type=Path, help="export and evaluate the best weights of a stopped run (same --hidden)")
+    ap.add_argument("--from-checkpoint", type=Path, help="export and evaluate the best weights of a stopped run (same --hidden, --features)")
     ap.add_argument("--data", type=Path, default=DEFAULT_DIR)
     ap.add_argument("--out", type=Path, default=Path(__file__).resolve().parent)
     ap.add_argument("--version", default="dkt-1")
     ap.add_argument("--hidden", type=int, default=128)
+    ap.add_argument("--features", action="store_true", help="feed the per-skill answer counts of features.py (state grows by 4 floats per skill)")
     ap.add_argument("--epochs", type=int, default=12)
+    ap.add_argument("--patience", type=int, default=3, help="stop after this many epochs without a better validation AUC")
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--chunk", type=int, default=100)
     ap.add_argument("--lr", type=float, default=3e-3)
+    ap.add_argument("--lr-decay", type=float, default=0.8, help="learning rate factor after every epoch")
     ap.add_argument("--dropout", type=float, default=0.2)
     ap.add_argument("--num-skills", type=int, default=124, help="skill ids 0..K-1 (124 covers both files)")
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--no-test", action="store_true", help="train and checkpoint only (model selection); no export, no test figures")
     args = ap.parse_args()
     if args.refresh_golden:
         refresh_golden(args.refresh_golden)
@@ -264,31 +354,24 @@ def main() -> None:
     random.seed(args.seed)
     torch.set_num_threads(args.threads)
     train = read_split(args.data / TRAIN_FILE)
-    test = read_split(args.data / TEST_FILE)
+    fit, val = split_validation(train, args.seed)
+    model = DKT(args.num_skills, args.hidden, args.dropout, args.features)
     if args.from_checkpoint:
         saved = torch.load(args.from_checkpoint)
-        model = DKT(args.num_skills, args.hidden, args.dropout)
         model.load_state_dict(saved["state"])
         model.eval()
-        n_val = len(train) // 10
-        finish(model, args, saved["history"], saved["seconds"], len(train) - n_val, n_val, train, test)
+        finish(model, args, saved["history"], saved["seconds"], len(fit), len(val), train)
         return
-    # Model selection on 10 % of the training students; the test split is not looked at until the end.
-    rng = random.Random(args.seed)
-    idx = list(range(len(train)))
-    rng.shuffle(idx)
-    n_val = len(train) // 10
-    val = [train[i] for i in idx[:n_val]]
-    fit = [train[i] for i in idx[n_val:]]
 
-    model = DKT(args.num_skills, args.hidden, args.dropout)
+    fit_p = prepare(fit, args.num_skills, args.features)
+    val_p = prepare(val, args.num_skills, args.features)
     opt = torch.optim.Adam(model.parameters(), lr=args.lr)
     best, best_state, history = -1.0, None, []
     t_start = time.time()
     for epoch in range(args.epochs):
         t0 = time.time()
-        loss, _, _ = run_epoch(model, fit, args.batch, args.chunk, opt)
-        _, s, y = run_epoch(model, val, 64, 1000, None)
+        loss, _, _ = run_epoch(model, fit_p, args.batch, args.chunk, opt)
+        _, s, y = run_epoch(model, val_p, 64, 1000, None)
         val_auc = auc(s, y)
         history.append({"epoch": epoch + 1, "train_loss": round(loss, 4), "val_auc": round(val_auc, 4), "s": round(time.time() - t0, 1)})
         print(json.dumps(history[-1]), flush=True)
@@ -297,32 +380,42 @@ def main() -> None:
             # The best weights so far survive a stopped run: --from-checkpoint exports them.
             args.out.mkdir(parents=True, exist_ok=True)
             torch.save({"state": best_state, "history": history, "seconds": time.time() - t_start}, args.out / "checkpoint.pt")
+        elif epoch + 1 - max(h["epoch"] for h in history if h["val_auc"] == round(best, 4)) >= args.patience:
+            print(json.dumps({"early_stop": epoch + 1, "best_val_auc": round(best, 4)}), flush=True)
+            break
         for g in opt.param_groups:
-            g["lr"] *= 0.8
+            g["lr"] *= args.lr_decay
     assert best_state is not None
+    if args.no_test:
+        return
     model.load_state_dict(best_state)
     model.eval()
-    finish(model, args, history, time.time() - t_start, len(fit), len(val), train, test)
+    finish(model, args, history, time.time() - t_start, len(fit), len(val), train)
 
 
-def finish(model: DKT, args: argparse.Namespace, history: list[dict[str, float]], train_s: float, n_fit: int, n_val: int,
-           train: list[Sequence], test: list[Sequence]) -> None:
-    """Export the trained network, evaluate the exported file on the test split, write the manifest."""
+def finish(model: DKT, args: argparse.Namespace, history: list[dict[str, float]], train_s: float, n_fit: int, n_val: int, train: list[Sequence]) -> None:
+    """Export the trained network, evaluate the exported file on the test split (once), write the manifest."""
 
+    test = read_split(args.data / TEST_FILE)
     args.out.mkdir(parents=True, exist_ok=True)
     onnx_path = args.out / f"{args.version}.onnx"
     export_onnx(model, onnx_path)
-    _, st, yt = run_epoch(model, test, 64, 1000, None)
-    s, y = onnx_scores(onnx_path, test, args.hidden)
+    _, st, yt = run_epoch(model, prepare(test, args.num_skills, model.use_features), 64, 1000, None)
+    s, y = onnx_scores(onnx_path, test)
     test_auc = auc(s, y)
     # The exported file must give what the trained network gives.
     print(json.dumps({"test_auc_torch": round(auc(st, yt), 4), "max_abs_diff": float(np.abs(np.sort(st) - np.sort(s)).max())}), flush=True)
-    s2, y2 = onnx_scores(onnx_path, dedup_consecutive(test), args.hidden)
+    s2, y2 = onnx_scores(onnx_path, dedup_consecutive(test))
     dedup_auc = auc(s2, y2)
     print(json.dumps({"test_auc_onnx": round(test_auc, 4), "test_auc_dedup": round(dedup_auc, 4)}), flush=True)
     bkt = fit_pooled_bkt(train)
+    bkt["fitted_on"] = f"pooled over skills, all {len(train)} students of builder_train.csv with >= 2 answers (first 200 answers per student and skill)"
     print(json.dumps({"pooled_bkt": bkt}), flush=True)
 
+    hw, cw = model.state_widths
+    state_doc = f"LSTM cell ({model.hidden})"
+    if model.use_features:
+        state_doc += f", then per skill: attempts, correct, last outcome, signed streak ({args.num_skills} x {RAW})"
     blob = onnx_path.read_bytes()
     manifest = {
         "format": "classroom-hub.kt-model",
@@ -331,18 +424,21 @@ def finish(model: DKT, args: argparse.Namespace, history: list[dict[str, float]]
         "file": onnx_path.name,
         "sha256": hashlib.sha256(blob).hexdigest(),
         "bytes": len(blob),
-        "architecture": "DKT (LSTM), one step per answer",
-        "inputs": {"skill": "int64[B]", "correct": "int64[B]", "h": f"float32[B,{args.hidden}]", "c": f"float32[B,{args.hidden}]"},
-        "outputs": {"p": f"float32[B,{args.num_skills}]", "h_out": f"float32[B,{args.hidden}]", "c_out": f"float32[B,{args.hidden}]"},
+        "architecture": "DKT (LSTM), one step per answer" + (", plus per-skill answer counts in the state (features.py)" if model.use_features else ""),
+        "inputs": {"skill": "int64[B]", "correct": "int64[B]", "h": f"float32[B,{hw}]", "c": f"float32[B,{cw}]"},
+        "outputs": {"p": f"float32[B,{args.num_skills}]", "h_out": f"float32[B,{hw}]", "c_out": f"float32[B,{cw}]"},
         "num_skills": args.num_skills,
         "hidden": args.hidden,
+        "state": {"h": hw, "c": cw, "c_layout": state_doc},
         "skill_vocabulary": "ASSISTments 2009 skill-builder skill ids of the DKT split (0-based)",
         "training": {
             "data": "ASSISTments 2009-2010 skill builder, DKT split (Piech et al. 2015), builder_train.csv",
             "train_sha256": hashlib.sha256((args.data / TRAIN_FILE).read_bytes()).hexdigest(),
             "students_fit": n_fit,
             "students_validation": n_val,
-            "hyperparameters": {k: getattr(args, k) for k in ("hidden", "epochs", "batch", "chunk", "lr", "dropout", "seed")},
+            "hyperparameters": {
+                k: getattr(args, k) for k in ("hidden", "features", "epochs", "patience", "batch", "chunk", "lr", "lr_decay", "dropout", "seed")
+            },
             "history": history,
             "seconds": round(train_s, 1),
             "torch": torch.__version__,
@@ -355,7 +451,7 @@ def finish(model: DKT, args: argparse.Namespace, history: list[dict[str, float]]
             "predictions": int(len(y)),
         },
         "bkt_fallback": bkt,
-        "golden": golden_case(onnx_path, args.hidden),
+        "golden": golden_case(onnx_path),
     }
     if not math.isfinite(test_auc):
         raise SystemExit("evaluation failed")
