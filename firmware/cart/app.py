@@ -65,7 +65,7 @@ class App:
         self.hal = hal or make_hal(cfg)
         self.t0 = ticks_ms()
         self.ctl = Controller(self.hal, cfg, self.t0, start_delay_ms=cfg.get("start_delay_ms"),
-                              fallback_base=self.state.get("fallback"))
+                              fallback_base=self.state.get("fallback"), lock_state=self.state.get("lock"))
         self.ota = Ota(root, slot)
         self.link = HubLink(cfg["hub_host"], int(cfg["hub_port"]), cfg["cart_id"], from_hex(cfg["key"]), self.counter,
                             timeout_s=cfg.get("link_timeout_s", 5))
@@ -153,12 +153,19 @@ class App:
                 store.save(self.state_path, self.state)
         for cmd in reply.get("cmds", []):
             if cmd["op"] in ("lock", "unlock"):
-                self.ctl.set_lock(cmd["op"] == "lock")
+                if self.ctl.lock_command(cmd):
+                    self.log("lock-command", id=cmd["id"], op=cmd["op"], result=self.ctl.doorlock.ack["result"])
+                    self.save_lock()  # before the ack leaves: a reboot must not run it again
             elif cmd["op"] == "ota" and cmd["version"] != VERSION and not self.ota.in_trial:
                 last = self.ota.state.get("last") or {}
                 if not (last.get("version") == cmd["version"] and last.get("state") in ("rolled_back", "refused")):
                     self._pending_ota = cmd  # a version that failed here once is not retried
         return True
+
+    def save_lock(self):
+        self.state["lock"] = self.ctl.doorlock.saved()
+        store.save(self.state_path, self.state)
+        self.ctl.doorlock.dirty = False
 
     def _trial_check(self, now):
         healthy = self.ctl.cycles >= int(self.cfg.get("healthy_cycles", 20)) and self.link_ok >= 1
@@ -180,6 +187,8 @@ class App:
             if inject:
                 self.hal.temp_override = inject.get("temp")
                 self.hal.bus_dead = bool(inject.get("bus_dead"))
+                if "door" in inject:
+                    self.hal.door = 1 if inject["door"] else 0
 
     def _all_off(self):
         for s in range(self.ctl.n):
@@ -203,6 +212,7 @@ class App:
         return {"fw": VERSION, "slot": self.slot, "mode": self.ctl.mode, "thermal": self.ctl.thermal.state,
                 "cycles": self.ctl.cycles, "link_ok": self.link_ok, "link_fail": self.link_fail,
                 "on": sum(self.ctl.on), "cap": self.ctl.cap_eff, "last_error": self.last_error,
+                "door": self.ctl.door, "lock": self.ctl.doorlock.locked, "lock_ack": self.ctl.doorlock.ack,
                 "ota": self.ota.report(), "periods": self.periods[-500:]}
 
     async def run(self):
@@ -215,6 +225,8 @@ class App:
         while not self.stop:
             await _sleep_ms(500)
             status_every += 1
+            if self.ctl.doorlock.dirty:  # a waiting lock engaged, or the offline policy locked
+                self.save_lock()
             if status_every % 2 == 0:
                 store.save(self.root + "/status.json", self.status())
             # run_ms (tests, demo) never cuts a trial short: the trial deadline decides it

@@ -4,6 +4,7 @@
 # thermal limits, the start delay and the per-slot trips.
 from cart import protocol
 from cart.compat import ticks_diff, urandom
+from cart.doorlock import DoorLock
 from cart.hal import LED_FALLBACK, LED_FAULT, LED_OFF, LED_OK
 from cart.safety import Limits, Thermal, allocate, fallback_order
 
@@ -16,7 +17,7 @@ def random_delay_ms(max_ms):
 
 
 class Controller:
-    def __init__(self, hal, cfg, now_ms, start_delay_ms=None, fallback_base=None):
+    def __init__(self, hal, cfg, now_ms, start_delay_ms=None, fallback_base=None, lock_state=None):
         self.hal = hal
         self.n = hal.slots
         self.lim = Limits(cfg)
@@ -42,7 +43,7 @@ class Controller:
         self.cap_eff = 0
         self.temp = None
         self.door = 0
-        self.lock = 1
+        self.doorlock = DoorLock(hal, lock_state, offline_lock=bool(cfg.get("offline_lock", True)))
         self.cycles = 0
         self.tripped = 0  # over-current trips since boot
         self.shed = 0  # slots shed by the measured-total check since boot
@@ -64,9 +65,14 @@ class Controller:
     def hub_fresh(self, now_ms):
         return self._hub_seen is not None and ticks_diff(now_ms, self._hub_seen) < self.lim.hub_timeout_ms
 
-    def set_lock(self, locked):
-        self.lock = 1 if locked else 0
-        self.hal.set_lock(self.lock)
+    def hub_away(self, now_ms):
+        """No hub contact for hub_timeout_ms (counted from boot before the first)."""
+        since = self._hub_seen if self._hub_seen is not None else self.boot_ms
+        return ticks_diff(now_ms, since) >= self.lim.hub_timeout_ms
+
+    def lock_command(self, cmd):
+        """A lock/unlock command from an authenticated hub reply, under the lock's own rules."""
+        return self.doorlock.command(cmd, self.door, self.thermal.state)
 
     # -- one cycle ----------------------------------------------------------------------
     def sense(self):
@@ -137,6 +143,7 @@ class Controller:
                 self._low_since[s] = None
                 switched += 1
         self._check_measured_total(cap, chosen, now_ms)
+        self.doorlock.update(self.door, self.hub_away(now_ms))
         # The main contactor opens when nothing may flow (cut-off, start delay) or
         # when current we cannot switch off (welded relays) alone breaks the cap.
         main = 0 if mode in ("cutoff", "startup") or committed > cap else 1
@@ -200,10 +207,13 @@ class Controller:
         temp = self.temp
         if temp is not None and not (protocol.TEMP_MIN_C <= temp <= protocol.TEMP_MAX_C):
             temp = None
-        return {
+        msg = {
             "v": protocol.VERSION, "cart": cart_id, "ctr": ctr, "fw": fw, "boot": boot, "up": uptime_s,
-            "temp": None if temp is None else round(temp, 1), "door": self.door, "lock": self.lock,
+            "temp": None if temp is None else round(temp, 1), "door": self.door, "lock": self.doorlock.locked,
             "mode": self.mode, "thermal": self.thermal.state, "cap": self.cap_eff, "total": sum(self.ma),
             "present": list(self.present), "on": list(self.on), "ma": list(self.ma),
             "fault": list(self.fault), "full": list(self.full), "ota": ota,
         }
+        if self.doorlock.ack is not None:
+            msg["ack"] = dict(self.doorlock.ack)
+        return msg

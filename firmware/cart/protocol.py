@@ -33,6 +33,10 @@ MAX_FILE_BYTES = 256 * 1024
 MODES = ("startup", "plan", "fallback", "cutoff")
 THERMAL = ("ok", "derate", "cutoff", "sensor")
 OTA_STATES = ("idle", "staging", "trial", "confirmed", "rolled_back", "refused")
+# Door lock commands in a reply ({op, id}) and the cart's report of the last one
+# in telemetry ("ack": {id, op, result, detail?}); see cart/doorlock.py.
+LOCK_OPS = ("lock", "unlock")
+LOCK_RESULTS = ("done", "refused", "waiting")
 
 # Per-slot fault codes in telemetry (0 = none).
 FAULT_NONE = 0
@@ -129,7 +133,7 @@ def check_telemetry(msg, slots=None):
     if not isinstance(msg, dict):
         return ["telemetry must be a JSON object"]
     known = ("v", "cart", "ctr", "fw", "boot", "up", "temp", "door", "lock", "mode", "thermal", "cap", "total",
-             "present", "on", "ma", "fault", "full", "ota")
+             "present", "on", "ma", "fault", "full", "ota", "ack")
     for key in msg:
         if key not in known:
             errors.append("unknown field " + str(key))
@@ -178,6 +182,12 @@ def check_telemetry(msg, slots=None):
             and (ota.get("version") is None or valid_version(ota.get("version")))
             and (ota.get("detail") is None or (isinstance(ota.get("detail"), str) and len(ota["detail"]) <= 120))):
         errors.append("ota must be {state, version?, detail?}")
+    ack = msg.get("ack")
+    if ack is not None and not (isinstance(ack, dict) and all(k in ("id", "op", "result", "detail") for k in ack)
+                                and _is_int(ack.get("id")) and 0 < ack["id"] <= MAX_COUNTER and ack.get("op") in LOCK_OPS
+                                and ack.get("result") in LOCK_RESULTS
+                                and (ack.get("detail") is None or (isinstance(ack["detail"], str) and len(ack["detail"]) <= 120))):
+        errors.append("ack must be {id, op, result, detail?}")
     return errors
 
 
@@ -200,7 +210,9 @@ def check_reply(msg, slots):
         return errors + ["cmds must be a list of at most 8 commands"]
     for cmd in cmds:
         op = cmd.get("op") if isinstance(cmd, dict) else None
-        if op in ("lock", "unlock"):
+        if op in LOCK_OPS:
+            if not (_is_int(cmd.get("id")) and 0 < cmd["id"] <= MAX_COUNTER):
+                errors.append(op + " needs a positive id")
             continue
         if op == "ota":
             errors.extend(check_manifest(cmd))
