@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from typing import Any, NoReturn
+from typing import Any, Literal, NoReturn
 
 from apiflask import APIBlueprint
 from flask import Response, request, send_file
@@ -14,7 +14,7 @@ from pydantic import Field
 
 from edge.auth.guard import ADMIN, DEVICE, STAFF, STUDENT, current_principal, device_auth, session_auth
 from edge.context import current_hub, db
-from edge.devices import link, rollout, service
+from edge.devices import link, lock, rollout, service
 from edge.errors import problem
 from edge.schemas import Out, StrictIn
 
@@ -138,9 +138,48 @@ class CartsOut(Out):
 @bp.get("/carts")
 @bp.auth_required(session_auth, roles=STAFF)
 @bp.output(CartsOut)
-@bp.doc(summary="Carts at a glance: slots, charging, faults, temperature, firmware, open alerts")
+@bp.doc(summary="Carts at a glance: slots, charging, faults, temperature, firmware, open alerts, the door lock",
+        description="Each cart also has `lock_command` (its newest door lock command and where it stands) and "
+                    "`can_lock` (whether the caller may lock or unlock it: admins any cart, teachers their classes' carts).")
 def list_carts() -> dict[str, Any]:
-    return {"carts": service.carts(db())}
+    scope = _scope()
+    carts = service.carts(db())
+    for cart in carts:
+        cart["lock_command"] = lock.latest(db(), cart["id"])
+        cart["can_lock"] = scope is None or cart["class_id"] in scope
+    return {"carts": carts}
+
+
+class LockIn(StrictIn):
+    op: Literal["lock", "unlock"] = Field(description="lock or unlock the cart's door")
+
+
+class LockCommandOut(Out):
+    id: int = Field(description="The command's id; the cart reports its outcome under it.")
+    op: str
+    status: str = Field(description="queued, sent, waiting (lock: the door is open), done, refused, superseded or expired")
+    detail: str | None
+    requested_at: float
+    acked_at: float | None
+
+
+@bp.post("/carts/<string:cart_id>/lock-commands")
+@bp.auth_required(session_auth, roles=STAFF)
+@bp.input(LockIn, arg_name="body")
+@bp.output(LockCommandOut, status_code=202)
+@bp.doc(summary="Lock or unlock a cart's door (teachers: their classes' carts; admins: any)",
+        description="Queued and sent in the authenticated reply to the cart's next telemetry; the cart reports the outcome "
+                    "in a later one (GET /carts shows it as lock_command). The cart refuses to unlock during a thermal "
+                    "cut-off and locks only once its door is closed. A newer command replaces an open one; one the cart "
+                    f"has not confirmed within {lock.COMMAND_TTL_S // 60} minutes expires.",
+        responses={404: "No such cart among the caller's classes' carts"})
+def lock_command(cart_id: str, body: LockIn) -> tuple[dict[str, Any], int]:
+    p = current_principal()
+    try:
+        cmd = lock.request(db(), cart_id, body.op, p.user_id, p.role, _scope())
+    except service.FleetError as err:
+        _fleet(err)
+    return cmd, 202
 
 
 @bp.post("/carts/end-of-day")

@@ -16,7 +16,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from edge import outbox
-from edge.devices import planner, rollout, service
+from edge.devices import lock, planner, rollout, service
 from edge.storage.db import Database, transaction
 from firmware.cart import protocol
 
@@ -115,6 +115,7 @@ def accept_telemetry(db: Database, auth: Authenticated, body: bytes, now: float 
         prev = json.loads(prev_row[0]) if prev_row[0] else None
         db.conn.execute("UPDATE carts SET fw = ?, last_seen = ?, telemetry = ? WHERE id = ?", (msg["fw"], now, json.dumps(msg), auth.cart_id))
         _docked_tablets(db, auth.cart_id, msg, now)
+        lock.acknowledge(db, auth.cart_id, prev, msg, now)
         for kind, detail in _new_alerts(prev, msg):
             db.conn.execute("INSERT INTO cart_alerts (cart_id, kind, detail, created_at) VALUES (?, ?, ?, ?)", (auth.cart_id, kind, detail, now))
             outbox.append(db, "cart.alert", {"cart": auth.cart_id, "kind": kind, "detail": detail, "at": now})
@@ -124,7 +125,7 @@ def accept_telemetry(db: Database, auth: Authenticated, body: bytes, now: float 
             outbox.append(db, "cart.telemetry", _summary(msg, now))
             db.conn.execute("UPDATE carts SET outbox_at = ? WHERE id = ?", (now, auth.cart_id))
         events.extend(_end_of_day_once(db, clock, now))
-        cmds = rollout.commands_for(db, auth.cart_id, msg, now)
+        cmds = lock.deliver(db, auth.cart_id, auth.counter, now) + rollout.commands_for(db, auth.cart_id, msg, now)
         reply = {"v": protocol.VERSION, "cart": auth.cart_id, "ctr": auth.counter, "now": int(now),
                  "plan": {"order": plan_for(db, auth.cart_id, auth.slots, msg, now, clock), "ttl": 120}, "cmds": cmds}
     return reply, events
