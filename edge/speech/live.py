@@ -47,10 +47,12 @@ def append(config: HubConfig, db: Database, recording_id: int, seq: int, pcm: by
             raise LiveError(404, "not-found", "no live recording with this id")
         uuid, state, last_seq, media_file, media_bytes = row
         received_s = (media_bytes - WAV_HEADER_BYTES) / BYTES_PER_SECOND
-        if state != "receiving":
-            raise LiveError(409, "recording-closed", "this recording is finished; start a new one")
+        # A repeat of a stored chunk is acknowledged even after the stream closed, so a
+        # device whose answer was lost never sends that audio again into a new recording.
         if seq <= last_seq:
             return False, received_s
+        if state != "receiving":
+            raise LiveError(409, "recording-closed", "this recording is finished; start a new one")
         if seq != last_seq + 1:
             raise LiveError(409, "chunk-out-of-order", f"expected chunk {last_seq + 1}, got {seq}", expected_seq=last_seq + 1)
         if received_s + len(pcm) / BYTES_PER_SECOND > config.speech.max_recording_s:

@@ -4,6 +4,7 @@
 // through textContent.
 
 import { api, ApiError } from "./api.js";
+import { setupRecorder } from "./speech-record.js";
 
 const LANG_KEY = "hub.lang";
 let lang = "zh-CN";
@@ -23,7 +24,14 @@ function s(key, params = {}) {
 function translatePage() {
   document.documentElement.lang = lang;
   document.title = s("title");
-  for (const el of document.querySelectorAll("[data-s]")) el.textContent = s(el.dataset.s);
+  for (const el of document.querySelectorAll("[data-s]")) el.textContent = s(el.dataset.s, el.dataset.p ? JSON.parse(el.dataset.p) : {});
+}
+
+/** Show message `key` on el; it is translated again when the language changes. */
+function say(el, key, params = {}) {
+  el.dataset.s = key;
+  el.dataset.p = JSON.stringify(params);
+  el.textContent = s(key, params);
 }
 
 async function setLang(which) {
@@ -197,6 +205,7 @@ async function main() {
   document.getElementById("search-form").addEventListener("submit", search);
   await Promise.all([refreshStatus(), loadRecordings()]);
   startCaptions();
+  await setupRecorder({ s, say, stamp, onSaved: () => loadRecordings().catch(() => {}) });
   document.body.dataset.ready = "1";
 }
 
