@@ -8,6 +8,8 @@ paths, no ``..``, no links out, no devices), its tree hash checked against the
 metadata, moved into ``<data_dir>/speech/models/``, and ``current.json`` there is
 replaced atomically. :func:`edge.speech.model.resolve` prefers that pointer to the
 package default; ``speech.model_path`` in the configuration still wins over both.
+The worker passes ``try_load``: a model whose hash is right but which vosk cannot
+load is refused too, before it becomes current, so the running model stays.
 Other files of kind ``model`` (the knowledge-tracing model) are left for their installer.
 """
 
@@ -18,6 +20,7 @@ import logging
 import os
 import shutil
 import tarfile
+from collections.abc import Callable
 from pathlib import Path
 
 from edge import inbox
@@ -52,8 +55,13 @@ def _meta(archive: tarfile.TarFile) -> dict | None:
     return json.loads(fh.read(65536)) if fh else None
 
 
-def install_pending(config: HubConfig, db: Database) -> list[str]:
-    """Install every pending speech model from the inbox; returns the names installed."""
+def install_pending(config: HubConfig, db: Database, try_load: Callable[[Path], object] | None = None) -> list[str]:
+    """Install every pending speech model from the inbox; returns the names installed.
+
+    ``try_load(model_folder)``, if given, is called on the unpacked, hash-checked model
+    before it is made current; if it raises, the model is refused (inbox error) and the
+    current one stays.
+    """
     done = []
     for inbox_id, path, sha256 in inbox.pending(db, "model"):
         try:
@@ -86,6 +94,14 @@ def install_pending(config: HubConfig, db: Database) -> list[str]:
                 continue
         shutil.rmtree(target, ignore_errors=True)
         os.replace(staging, target)
+        if try_load is not None:
+            try:
+                try_load(target / "model")
+            except Exception as exc:  # vosk raises a bare Exception for a model it cannot load
+                shutil.rmtree(target, ignore_errors=True)
+                inbox.mark_failed(db, inbox_id, f"speech model {name} not installed: it does not load ({exc})")
+                log.error("speech model from the district refused: it does not load", extra={"model": name, "error": str(exc)})
+                continue
         current = models_dir(config) / "current.json"
         tmp = current.with_suffix(".tmp")
         tmp.write_text(json.dumps({"name": name, "path": str(target / "model"), "sha256": pointer.sha256, "language": meta.get("language")}))

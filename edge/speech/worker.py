@@ -10,6 +10,12 @@ already sets ``Nice=10`` and ``CPUWeight=25``: the classroom API comes first.
 A missing or corrupt model is reported (log, ``systemctl status``, the hub's
 ``GET /api/v1/speech/status``) and the worker idles, re-checking every minute,
 instead of crash-looping: recordings stay queued until a model arrives.
+
+A new model (from the district's inbox, or made current by another worker) is
+picked up without a restart: every few seconds the worker installs what the inbox
+holds and, if the current model changed, loads and warms up the new one and swaps
+it in. A job already running finishes on the model it started with; the next job
+uses the new one. A new model that does not load is refused and the old one kept.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from edge import inbox
 from edge.config import ConfigError, HubConfig, load_config
 from edge.live.bus import LiveBus
 from edge.logs import setup_logging
@@ -32,7 +39,7 @@ from edge.speech import jobs, store, transcript
 from edge.speech.audio import BYTES_PER_SECOND, WAV_HEADER_BYTES, AudioError, decode_pcm
 from edge.speech.install import install_pending, installed_pointer
 from edge.speech.live import close_stream
-from edge.speech.model import ModelProblem, check, resolve
+from edge.speech.model import ModelPointer, ModelProblem, check, resolve
 from edge.speech.recognizer import SpeechModel, Transcriber, Word
 from edge.storage.db import Database, ThreadLocalDatabase
 
@@ -40,6 +47,7 @@ log = logging.getLogger("edge.speech.worker")
 
 HEARTBEAT_S = 5.0
 MODEL_RECHECK_S = 60.0
+MODEL_POLL_S = 5.0  # how often a running worker looks for a new model (an inbox query and a small file read)
 CAPTION_MIN_INTERVAL_S = 0.4
 LIVE_READ_BYTES = BYTES_PER_SECOND  # one second of live audio per read
 
@@ -55,6 +63,12 @@ class SpeechWorker:
         self.databases = ThreadLocalDatabase(config.db_path, config.storage.busy_timeout_ms, config.storage.synchronous)
         self.bus = LiveBus(self.databases, config.run_dir)
         self.model = model
+        # What self.model was loaded from; None for a model handed in by the caller (tests,
+        # benchmarks), which is never replaced.
+        self.pointer: ModelPointer | None = None
+        self._refused: ModelPointer | None = None
+        self._candidates: dict[Path, SpeechModel] = {}
+        self._inbox_seen: set[int] = set()
         self.stop = threading.Event()
         self._progress: dict[int, float] = {}
 
@@ -64,19 +78,39 @@ class SpeechWorker:
 
     # -- model ---------------------------------------------------------------------------
 
-    def load_model(self) -> bool:
-        """Load and warm up the model; False (and a clear status) if it is missing or corrupt."""
+    def _open(self, path: Path) -> SpeechModel:
+        model = SpeechModel(path)
+        model.warm_up()
+        return model
+
+    def _candidate(self, path: Path) -> None:
+        # The installer's trial load; kept so the model is not loaded twice.
+        self._candidates[path] = self._open(path)
+
+    def _install_pending(self) -> None:
+        # Each inbox file is tried once per worker run: a refused model (or another
+        # capability's model file) is not unpacked and hashed again every few seconds.
+        # A restart tries everything still pending again.
+        ids = {row[0] for row in inbox.pending(self.db, "model")}
+        if ids <= self._inbox_seen:
+            return
         try:
-            install_pending(self.config, self.db)
+            install_pending(self.config, self.db, try_load=self._candidate)
         except Exception:  # an installer problem must not stop a worker that has a model
             log.exception("installing a speech model from the inbox failed")
+        self._inbox_seen |= ids
+
+    def load_model(self) -> bool:
+        """Load and warm up the model; False (and a clear status) if it is missing or corrupt."""
+        self._install_pending()
         pointer = resolve(self.config.speech, installed_pointer(self.config))
         self._status("loading", f"loading {pointer.name}", pointer.name)
         try:
             path = check(pointer)
             t0 = time.monotonic()
-            self.model = SpeechModel(path)
-            self.model.warm_up()
+            self.model = self._candidates.pop(path, None) or self._open(path)
+            self._candidates.clear()
+            self.pointer = pointer
         except ModelProblem as exc:
             self._model_problem(exc.state, str(exc), pointer.name)
             return False
@@ -89,6 +123,44 @@ class SpeechWorker:
         )
         self._status("ready", f"model {pointer.name} loaded", pointer.name)
         return True
+
+    def refresh_model(self) -> bool:
+        """Install what the inbox holds and switch to the current model if it changed.
+
+        True if the worker switched. Jobs already running keep the model they started
+        with (each holds its own reference); the next job takes the new one. A model that
+        fails its check or does not load is remembered as refused, and the old one stays.
+        """
+        if self.pointer is None:
+            return False
+        self._install_pending()
+        pointer = resolve(self.config.speech, installed_pointer(self.config))
+        model = self._candidates.pop(pointer.path, None) if pointer.path else None
+        self._candidates.clear()
+        if pointer in (self.pointer, self._refused):
+            return False
+        if model is None:
+            try:
+                model = self._open(check(pointer))
+            except Exception as exc:  # ModelProblem, or vosk's bare Exception
+                self._refused = pointer
+                log.error("new speech model refused; keeping the current one",
+                          extra={"model": pointer.name, "path": str(pointer.path), "current": self.pointer.name, "error": str(exc)})
+                self._status("ready", f"model {self.pointer.name} loaded; {pointer.name} refused: {exc}", self.pointer.name)
+                return False
+        previous = self.pointer
+        self.model, self.pointer = model, pointer
+        log.info("speech model switched",
+                 extra={"model": pointer.name, "path": str(pointer.path), "previous": previous.name, "rss_mb": _rss() // 1_048_576})
+        self._status("ready", f"model {pointer.name} loaded", pointer.name)
+        return True
+
+    def _watch_model(self) -> None:
+        while not self.stop.wait(MODEL_POLL_S):
+            try:
+                self.refresh_model()
+            except Exception:
+                log.exception("checking for a new speech model failed")
 
     def _model_problem(self, state: str, message: str, name: str) -> None:
         log.error("speech is unavailable: %s", message, extra={"model_state": state, "model": name})
@@ -128,6 +200,7 @@ class SpeechWorker:
         threads = [threading.Thread(target=self._job_loop, name=f"speech-job-{i}", daemon=True) for i in range(self.config.speech.concurrency)]
         for t in threads:
             t.start()
+        threading.Thread(target=self._watch_model, name="speech-model-watch", daemon=True).start()
         interval = systemd.watchdog_interval_s() or 10.0
         next_purge = 0.0
         next_status = 0.0
@@ -138,7 +211,8 @@ class SpeechWorker:
                 systemd.watchdog()
             if time.monotonic() > next_status:
                 next_status = time.monotonic() + 30
-                self._status("ready", "transcribing" if self._progress else "idle", self.model.path.name if self.model else None)
+                name = self.pointer.name if self.pointer else self.model.path.name if self.model else None
+                self._status("ready", "transcribing" if self._progress else "idle", name)
             if time.monotonic() > next_purge:
                 next_purge = time.monotonic() + 3600
                 try:
@@ -194,7 +268,8 @@ class SpeechWorker:
     # -- one job -------------------------------------------------------------------------
 
     def transcribe(self, job: jobs.Job) -> None:
-        assert self.model is not None
+        model, pointer = self.model, self.pointer  # the whole job runs on one model, even if a new one is swapped in
+        assert model is not None
         db = self.db
         rec_id = job.recording_id
         row = db.execute("SELECT uuid, class_id, source, media_file, state FROM speech_recordings WHERE id = ?", (rec_id,)).fetchone()
@@ -222,7 +297,7 @@ class SpeechWorker:
             last_caption[:] = [now, text]
             self.bus.publish(channel, "speech.caption", {"recording_id": rec_id, "final": False, "text": text, "start": round(start_s, 3)})
 
-        tr = Transcriber(self.model, self.config.speech.silence_dbfs, on_utterance, on_partial if live else None)
+        tr = Transcriber(model, self.config.speech.silence_dbfs, on_utterance, on_partial if live else None)
         t0 = time.monotonic()
         cpu0 = time.thread_time()
         beat = time.monotonic()
@@ -251,7 +326,8 @@ class SpeechWorker:
         log.info(
             "recording transcribed",
             extra={"recording_id": rec_id, "audio_s": round(audio_s, 2), "wall_s": round(wall, 2), "rtf": round(rtf, 4),
-                   "cpu_rtf": round(cpu / audio_s, 4) if audio_s else None, "attempt": job.attempts},
+                   "cpu_rtf": round(cpu / audio_s, 4) if audio_s else None, "attempt": job.attempts,
+                   "model": pointer.name if pointer else model.path.name},
         )
 
     def _live_chunks(self, job: jobs.Job, path: Path) -> Iterator[bytes]:
