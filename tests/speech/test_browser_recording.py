@@ -2,7 +2,8 @@
 fed from the reference clip, the page's AudioWorklet turning it into 16 kHz PCM sent to
 the hub's live ingest in numbered chunks, live captions on the page, stop, and the
 hub's transcript of what was recorded. Also a Wi-Fi that drops answers and goes away
-for a few seconds: the hub still gets every second of audio exactly once."""
+for a few seconds: the hub still gets every second of audio exactly once; and away for
+longer than the hub waits: the rest of the lesson becomes a second part."""
 
 from __future__ import annotations
 
@@ -50,9 +51,10 @@ def mic_browser(mic_wav: Path) -> Iterator[object]:
 
 
 @contextmanager
-def running_worker(data_dir: Path, model: SpeechModel) -> Iterator[SpeechWorker]:
+def running_worker(data_dir: Path, model: SpeechModel, live_idle_timeout_s: float = 30) -> Iterator[SpeechWorker]:
     """The worker's job loop on the shared model, against the server's database (captions go through the live bus)."""
-    config = load_config(environ={}, overrides={"hub": {"data_dir": str(data_dir)}})
+    overrides = {"hub": {"data_dir": str(data_dir)}, "speech": {"live_idle_timeout_s": live_idle_timeout_s}}
+    config = load_config(environ={}, overrides=overrides)
     worker = SpeechWorker(config, name="browser-recording-test", model=model)
 
     def loop() -> None:
@@ -230,5 +232,43 @@ def test_lost_answers_and_a_wifi_drop_neither_duplicate_nor_lose_audio(server_fa
         unexpected = [e for e in teacher.errors if "ERR_INTERNET_DISCONNECTED" not in e and "ERR_CONNECTION_RESET" not in e]
         assert not unexpected, unexpected
         assert not teacher.foreign, teacher.foreign
+    finally:
+        teacher.close()
+
+
+def test_audio_held_while_the_hub_closed_the_stream_becomes_a_second_part(server_factory, mic_browser, speech_model: SpeechModel) -> None:  # type: ignore[no-untyped-def]
+    srv = server_factory(workers=2).start()
+    creds = srv.creds()
+    teacher = Teacher(mic_browser, srv.url, creds)
+    auth = _auth(srv.url, creds)
+    try:
+        with running_worker(srv.data_dir, speech_model, live_idle_timeout_s=2):
+            t0 = teacher.start("分段测试")
+            time.sleep(4)
+            teacher.context.set_offline(True)
+            first = teacher.recording_id()
+            # The hub hears nothing for longer than its idle timeout and closes part 1.
+            deadline = time.monotonic() + 20
+            while requests.get(f"{srv.url}/api/v1/recordings/{first}", headers=auth, timeout=10).json()["state"] == "receiving":
+                assert time.monotonic() < deadline, "the hub did not close the quiet stream"
+                time.sleep(0.2)
+            time.sleep(1)
+            teacher.context.set_offline(False)
+            teacher.page.wait_for_function(f"() => Number(document.getElementById('recorder').dataset.recordingId) > {first}", timeout=20000)
+            time.sleep(max(0.0, 15 - (time.monotonic() - t0)))
+            teacher.stop()
+            second = teacher.recording_id()
+            parts = [_wait_done(srv.url, auth, first), _wait_done(srv.url, auth, second)]
+        assert [p["title"] for p in parts] == ["分段测试", "分段测试 (2)"]
+        assert "stopped without being finished" in parts[0]["error"] and parts[1]["error"] is None
+        # Together the parts hold every captured sample once, and part 2 starts where part 1 ends.
+        assert abs(parts[0]["duration_s"] + parts[1]["duration_s"] - teacher.captured_s()) <= 0.01, ([p["duration_s"] for p in parts], teacher.captured_s())
+        assert abs(parts[1]["started_at"] - (parts[0]["started_at"] + parts[0]["duration_s"])) < 0.01
+        assert parts[1]["duration_s"] > 5
+        assert "옆으로" in _text(parts[0]) + _text(parts[1])
+        assert "2" in teacher.page.inner_text("#rec-msg")
+        # Offline failures, and the hub's 409 "recording closed" that started part 2, are logged by Chromium itself.
+        unexpected = [e for e in teacher.errors if "ERR_INTERNET_DISCONNECTED" not in e and not ("409" in e and "/live?seq=" in e)]
+        assert not unexpected, unexpected
     finally:
         teacher.close()
