@@ -8,6 +8,10 @@ manifest's golden case (a fixed answer sequence and the probabilities it must
 give). A file that fails any check is refused with the reason.
 
 One step = one answer: (skill, correct, h, c) -> (p for every skill, h', c').
+The state vectors are opaque to the hub: their widths come from the manifest's
+``state`` ({"h": .., "c": ..}; without it both are ``hidden`` wide, as in plain
+DKT). A model may keep more than the LSTM's state there, e.g. per-skill answer
+counts; the hub only stores them per student and hands them back.
 onnxruntime runs it single-threaded: a step is tens of microseconds and the
 worker's other threads need the cores more than one step needs two.
 """
@@ -61,6 +65,9 @@ def read_manifest(path: Path) -> dict[str, Any]:
             raise ModelRejected(f"manifest field {key!r} is missing or not a {kind.__name__}")
     if not 1 <= manifest["num_skills"] <= 10_000 or not 1 <= manifest["hidden"] <= 4096:
         raise ModelRejected("manifest sizes are out of range")
+    state = manifest.get("state", {"h": manifest["hidden"], "c": manifest["hidden"]})
+    if not isinstance(state, dict) or not all(isinstance(state.get(k), int) and 1 <= state[k] <= 65_536 for k in ("h", "c")):
+        raise ModelRejected("manifest 'state' needs the widths 'h' and 'c' (1-65536)")
     if Path(manifest["file"]).name != manifest["file"]:
         raise ModelRejected("manifest 'file' must be a file name beside the manifest")
     return manifest
@@ -92,6 +99,8 @@ class KTModel:
         self.version: str = manifest["version"]
         self.num_skills: int = manifest["num_skills"]
         self.hidden: int = manifest["hidden"]
+        state = manifest.get("state", {"h": self.hidden, "c": self.hidden})
+        self.state_widths: tuple[int, int] = (state["h"], state["c"])
         self.manifest = manifest
         self.path = onnx_path
         self.sha256 = digest
@@ -114,9 +123,9 @@ class KTModel:
         for name, kind in _INPUTS.items():
             if ins[name].type != kind:
                 raise ModelRejected(f"input {name} is {ins[name].type}, expected {kind}")
-        for name in ("h", "c"):
-            if ins[name].shape[-1] != self.hidden:
-                raise ModelRejected(f"input {name} has width {ins[name].shape[-1]}, the manifest says {self.hidden}")
+        for name, out, width in (("h", "h_out", self.state_widths[0]), ("c", "c_out", self.state_widths[1])):
+            if ins[name].shape[-1] != width or outs[out].shape[-1] != width:
+                raise ModelRejected(f"state {name} has width {ins[name].shape[-1]} in, {outs[out].shape[-1]} out; the manifest says {width}")
         if outs["p"].shape[-1] != self.num_skills:
             raise ModelRejected(f"output p has {outs['p'].shape[-1]} skills, the manifest says {self.num_skills}")
 
@@ -146,8 +155,8 @@ class KTModel:
             raise ModelRejected("model output does not reproduce the manifest's golden case (wrong or corrupt weights)")
 
     def zero_state(self) -> tuple[np.ndarray, np.ndarray]:
-        z = np.zeros(self.hidden, dtype=np.float32)
-        return z, z.copy()
+        """The state of a student with no answers yet."""
+        return np.zeros(self.state_widths[0], dtype=np.float32), np.zeros(self.state_widths[1], dtype=np.float32)
 
     def step(self, skill: int, correct: int, h: np.ndarray, c: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """One answer: probabilities for every skill and the new state (1-D arrays)."""

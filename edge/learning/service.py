@@ -204,8 +204,8 @@ def _rebuild_many(db: Database, student_ids: Sequence[int], model: KTModel) -> d
     for i, s in enumerate(ids):
         arr = np.asarray(steps[s], dtype=np.int64)
         sk[i, : len(arr)], co[i, : len(arr)] = arr[:, 0], arr[:, 1]
-    h = np.zeros((len(ids), model.hidden), dtype=np.float32)
-    c = np.zeros_like(h)
+    h = np.zeros((len(ids), model.state_widths[0]), dtype=np.float32)
+    c = np.zeros((len(ids), model.state_widths[1]), dtype=np.float32)
     last = np.zeros((len(ids), model.num_skills), dtype=np.float32)
     for t in range(int(lens.max())):
         act = np.nonzero(lens > t)[0]

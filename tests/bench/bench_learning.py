@@ -82,8 +82,8 @@ def our_predictions(model: KTModel, seqs: list[Sequence]) -> dict[tuple[int, int
     for i, s in enumerate(seqs):
         sk[i, : lens[i]] = s.skills
         co[i, : lens[i]] = s.correct
-    h = np.zeros((len(seqs), model.hidden), dtype=np.float32)
-    c = np.zeros_like(h)
+    h = np.zeros((len(seqs), model.state_widths[0]), dtype=np.float32)
+    c = np.zeros((len(seqs), model.state_widths[1]), dtype=np.float32)
     out: dict[tuple[int, int], float] = {}
     for t in range(n - 1):
         act = np.nonzero(lens > t + 1)[0]

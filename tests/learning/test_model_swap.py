@@ -22,13 +22,16 @@ from tests.hub.support import HubEnv, bearer
 from .conftest import students
 
 TINY = Path(__file__).resolve().parent / "data" / "manifest.json"
+# A tiny model that also keeps per-skill answer counts in its state (c wider than h), made with
+# models/kt/train.py --features --head 8 --hidden 16 --epochs 1 on the first 200 students of each file.
+TINY_COUNTS = Path(__file__).resolve().parent / "data_counts" / "manifest.json"
 
 
-def _copy(tmp: Path, edit: Any = None, blob_edit: Any = None) -> Path:
-    """A copy of the tiny test model, with its manifest and/or file edited."""
+def _copy(tmp: Path, edit: Any = None, blob_edit: Any = None, source: Path = TINY) -> Path:
+    """A copy of a tiny test model, with its manifest and/or file edited."""
     tmp.mkdir(parents=True, exist_ok=True)
-    manifest = json.loads(TINY.read_text())
-    blob = (TINY.parent / manifest["file"]).read_bytes()
+    manifest = json.loads(source.read_text())
+    blob = (source.parent / manifest["file"]).read_bytes()
     if blob_edit:
         blob = blob_edit(blob)
     (tmp / manifest["file"]).write_bytes(blob)
@@ -45,7 +48,8 @@ def test_the_bundled_model_verifies_and_records_its_figures() -> None:
     assert 0.5 < m["evaluation"]["auc"] <= 1 and "auc_consecutive_duplicates_removed" in m["evaluation"]
     assert m["training"]["data"].startswith("ASSISTments 2009")
     p, h, c = model.step(3, 1, *model.zero_state())
-    assert p.shape == (model.num_skills,) and h.shape == (model.hidden,) and ((p > 0) & (p < 1)).all()
+    assert p.shape == (model.num_skills,) and ((p > 0) & (p < 1)).all()
+    assert (h.shape[0], c.shape[0]) == model.state_widths and h.shape == (model.hidden,)
 
 
 def _flip_weights(blob: bytes) -> bytes:
@@ -64,6 +68,8 @@ def _flip_weights(blob: bytes) -> bytes:
         ("weights changed, hash updated", "rehash", _flip_weights, ""),
         ("wrong skill count", lambda m: m.update(num_skills=50), None, "skills"),
         ("wrong state width", lambda m: m.update(hidden=200), None, "width"),
+        ("declared state wider than the file's", lambda m: m.update(state={"h": 16, "c": 636}), None, "width"),
+        ("malformed state", lambda m: m.update(state={"h": 16}), None, "state"),
         ("golden case not reproduced", lambda m: m["golden"].update(p=[0.5] * m["num_skills"]), None, "golden"),
         ("unsupported schema", lambda m: m.update(schema=99), None, "schema"),
         ("path in file name", lambda m: m.update(file="../x.onnx"), None, "file name"),
@@ -127,6 +133,36 @@ def test_a_class_after_a_swap_is_rebuilt_together_exactly_as_one_by_one(lhub: Hu
         assert one.p is not None
         for kp, skill in (("m.count", 10), ("m.add", 11), ("m.mul", 13)):
             assert table.p[row, table.kp_ids.index(kp)] == pytest.approx(float(one.p[skill]), abs=1e-5)
+
+
+def test_a_model_keeping_per_skill_counts_in_its_state_swaps_in_and_replays_exactly(lhub: HubEnv, ldb: Database, tmp_path: Path) -> None:
+    from edge.learning.service import mastery_table
+
+    sids = students(lhub)[:3]
+    pattern = ["m.count-1", "m.add-2", "m.add-3", "m.shape-0", "m.add-2", "m.mul-3"]
+    with transaction(ldb):
+        for n, sid in enumerate(sids):
+            for i in range(2 + 2 * n):
+                record_answer(ldb, sid, pattern[i % len(pattern)], None, (i + n) % 3 != 0, 10.0 * i)
+    model = registry.install(ldb, lhub.config.hub.data_dir, _copy(tmp_path / "counts", source=TINY_COUNTS))
+    assert model.version == "dkt-tiny-counts" and model.state_widths == (16, 16 + 124 * 5)
+    skill = {"m.count": 10, "m.add": 11, "m.mul": 13}
+    table = mastery_table(ldb, sids, list(skill))  # all three rebuilt together, batched
+    for row, (n, sid) in enumerate(zip(range(3), sids, strict=True)):
+        h, c = model.zero_state()
+        for i in range(2 + 2 * n):
+            kp = pattern[i % len(pattern)].rsplit("-", 1)[0]
+            if kp in skill:
+                p, h, c = model.step(skill[kp], (i + n) % 3 != 0, h, c)
+        for kp, k in skill.items():
+            assert table.p[row, table.kp_ids.index(kp)] == pytest.approx(float(p[k]), abs=1e-5)
+    # The counts really are in the state: attempts on m.add (skill 11) of the last student.
+    assert c[16 + 11 * 5] == sum(1 for i in range(6) if pattern[i % len(pattern)].startswith("m.add"))
+    # The next answer stores the whole wider state and steps once from it.
+    with transaction(ldb):
+        record_answer(ldb, sids[-1], "m.add-2", None, True, 500.0)
+    stored = ldb.execute("SELECT model_version, steps, length(h), length(c) FROM learning_state WHERE student_id = ?", (sids[-1],)).fetchone()
+    assert stored == ("dkt-tiny-counts", 6, 16 * 4, (16 + 124 * 5) * 4)
 
 
 def test_models_from_the_district_inbox_install_or_fail_with_the_reason(lhub: HubEnv, ldb: Database, tmp_path: Path) -> None:
