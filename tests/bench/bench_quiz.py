@@ -45,6 +45,7 @@ import uuid
 from typing import Any
 
 import _benchlib as b
+import psutil
 
 PROCS = 5
 CTX = mp.get_context("fork")
@@ -98,44 +99,90 @@ def new_session(port: int, teacher: dict[str, str], class_id: int, n_items: int)
 # -- clients (threads in forked processes) --------------------------------------------------
 
 class Client:
-    def __init__(self, port: int, student_id: int, headers: dict[str, str]) -> None:
-        self.port, self.student_id, self.headers = port, student_id, headers
-        self.conn: http.client.HTTPConnection | None = None
+    """One tablet: a keep-alive socket and requests pre-built as bytes.
 
-    def call(self, method: str, path: str, body: dict[str, Any] | None = None) -> tuple[int, bytes, float, float]:
-        if self.conn is None:
-            self.conn = http.client.HTTPConnection(b.HOST, self.port, timeout=15)
-        payload = json.dumps(body).encode() if body is not None else None
-        hdrs = {**self.headers, **({"Content-Type": "application/json"} if payload else {})}
+    The 55 clients share the hub's 2 cores, so every microsecond they spend is taken
+    from the hub being measured: no http.client, headers formatted once per client,
+    only the body (fresh id, time) built per request, and a minimal response parser.
+    """
+
+    def __init__(self, port: int, student_id: int, headers: dict[str, str]) -> None:
+        self.port, self.student_id = port, student_id
+        self.sock: socket.socket | None = None
+        self.buf = b""
+        head = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+        self.get_me = f"GET /api/v1/me HTTP/1.1\r\nHost: {b.HOST}\r\n{head}\r\n".encode()
+        self.post_head = f"POST /api/v1/quiz/answers HTTP/1.1\r\nHost: {b.HOST}\r\n{head}Content-Type: application/json\r\n".encode()
+
+    def answer_request(self, body: bytes) -> bytes:
+        return self.post_head + b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body
+
+    def call(self, request: bytes) -> tuple[int, bytes, float, float]:
+        """Send one pre-built request; (status, body, t0, t1) with t0 just before the write."""
         t0 = time.monotonic()
         try:
-            self.conn.request(method, path, body=payload, headers=hdrs)
-            resp = self.conn.getresponse()
-            data = resp.read()
-            return resp.status, data, t0, time.monotonic()
+            if self.sock is None:
+                self.sock = socket.create_connection((b.HOST, self.port), timeout=15)
+                self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                self.buf = b""
+            self.sock.sendall(request)
+            status, body = self._read()
+            return status, body, t0, time.monotonic()
         except OSError:
-            self.conn.close()
-            self.conn = None
+            if self.sock is not None:
+                self.sock.close()
+            self.sock = None
             return 0, b"", t0, time.monotonic()
 
-    def answer_body(self, session: int, item: int, choice: int) -> dict[str, Any]:
-        return {"client_id": str(uuid.uuid4()), "session_id": session, "item_id": item, "student_id": self.student_id,
-                "response": {"choices": [choice]}, "answered_at": time.time()}
+    def _read(self) -> tuple[int, bytes]:
+        assert self.sock is not None
+        buf = self.buf
+        while (end := buf.find(b"\r\n\r\n")) < 0:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise ConnectionResetError("closed")
+            buf += chunk
+        head = buf[:end].decode("latin-1")
+        status = int(head[9:12])
+        length = 0
+        close = False
+        for line in head.split("\r\n")[1:]:
+            name, _, value = line.partition(":")
+            name = name.lower()
+            if name == "content-length":
+                length = int(value)
+            elif name == "connection" and value.strip().lower() == "close":
+                close = True
+        need = end + 4 + length
+        while len(buf) < need:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise ConnectionResetError("closed")
+            buf += chunk
+        body, self.buf = buf[end + 4:need], buf[need:]
+        if close:
+            self.sock.close()
+            self.sock = None
+        return status, body
+
+    def answer_body(self, session: int, item: int, choice: int) -> bytes:
+        return (b'{"client_id":"%s","session_id":%d,"item_id":%d,"student_id":%d,"response":{"choices":[%d]},"answered_at":%.3f}'
+                % (str(uuid.uuid4()).encode(), session, item, self.student_id, choice, time.time()))
+
+
+def _cid(body: bytes) -> str:
+    return body[14:50].decode()
 
 
 def _burst(c: Client, barrier: Any, plan: dict[str, Any], out: list[Any]) -> None:
     for r in range(plan["rounds"]):
-        body = c.answer_body(plan["session"], plan["items"][r], random.randrange(4)) if plan["kind"] == "answer" else None
+        req = c.answer_request(c.answer_body(plan["session"], plan["items"][r], random.randrange(4))) if plan["kind"] == "answer" else c.get_me
         try:
             barrier.wait(timeout=60)
         except threading.BrokenBarrierError:
             pass
-        if body is None:
-            st, _, t0, t1 = c.call("GET", "/api/v1/me")
-            out.append(("get", st, t0, t1, ""))
-        else:
-            st, _, t0, t1 = c.call("POST", "/api/v1/quiz/answers", body)
-            out.append(("answer", st, t0, t1, body["client_id"]))
+        st, _, t0, t1 = c.call(req)
+        out.append((plan["kind"], st, t0, t1, _cid(req[req.index(b"\r\n\r\n") + 4:]) if plan["kind"] == "answer" else ""))
 
 
 def _loop(c: Client, barrier: Any, plan: dict[str, Any], out: list[Any]) -> None:
@@ -143,10 +190,10 @@ def _loop(c: Client, barrier: Any, plan: dict[str, Any], out: list[Any]) -> None
     end = time.monotonic() + plan["seconds"]
     while time.monotonic() < end:
         if plan["kind"] == "answer":
-            body = c.answer_body(plan["session"], random.choice(plan["items"]), random.randrange(4))
-            st, _, t0, t1 = c.call("POST", "/api/v1/quiz/answers", body)
+            req = c.answer_request(c.answer_body(plan["session"], random.choice(plan["items"]), random.randrange(4)))
         else:
-            st, _, t0, t1 = c.call("GET", "/api/v1/me")
+            req = c.get_me
+        st, _, t0, t1 = c.call(req)
         out.append(("x", st, t0, t1, ""))
 
 
@@ -155,15 +202,16 @@ def _crash(c: Client, barrier: Any, plan: dict[str, Any], out: list[Any]) -> Non
     kill_at = plan["kill_at"]  # shared: monotonic time of the kill, 0 until then
     for item in plan["items"]:
         body = c.answer_body(plan["session"], item, random.randrange(4))
+        req = c.answer_request(body)
         deadline = time.monotonic() + 90
         while True:
-            st, data, t0, t1 = c.call("POST", "/api/v1/quiz/answers", body)
+            st, data, t0, t1 = c.call(req)
             if st in (200, 201):
                 before = kill_at.value == 0.0 or t1 < kill_at.value
-                out.append(("crash", st, t0, t1, body["client_id"], before, data.decode(), json.dumps(body)))
+                out.append(("crash", st, t0, t1, _cid(body), before, data.decode(), body.decode()))
                 break
             if time.monotonic() > deadline:
-                out.append(("crash", st, t0, t1, body["client_id"], False, "", json.dumps(body)))
+                out.append(("crash", st, t0, t1, _cid(body), False, "", body.decode()))
                 break
             time.sleep(0.2)  # the hub is down or restarting: keep the answer, try again
 
@@ -172,29 +220,88 @@ def client_proc(port: int, clients: list[tuple[int, dict[str, str]]], mode: str,
     fn = {"burst": _burst, "loop": _loop, "crash": _crash}[mode]
     outs: list[list[Any]] = [[] for _ in clients]
     threads = [threading.Thread(target=fn, args=(Client(port, sid, h), barrier, plan, outs[i])) for i, (sid, h) in enumerate(clients)]
+    cpu0 = time.process_time()
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    q.put([row for o in outs for row in o])
+    q.put((time.process_time() - cpu0, [row for o in outs for row in o]))
+
+
+def hub_cpu_s(srv: b.Server) -> float:
+    """User+system CPU seconds used so far by the hub's processes (arbiter and workers)."""
+    total = 0.0
+    for pid in srv.pids():
+        try:
+            t = psutil.Process(pid).cpu_times()
+            total += t.user + t.system
+        except psutil.NoSuchProcess:
+            pass
+    return total
+
+
+WRITER_METRICS = ("hub_quiz_writer_batches_total", "hub_quiz_writer_answers_total", "hub_quiz_writer_cpu_seconds_total",
+                  "hub_quiz_writer_locked_seconds_total")
+
+
+def writer_metrics(port: int) -> dict[str, float]:
+    """The answer writers' counters from the hub's /metrics (summed over workers)."""
+    conn = http.client.HTTPConnection(b.HOST, port, timeout=10)
+    try:
+        conn.request("GET", "/metrics")
+        text = conn.getresponse().read().decode()
+    finally:
+        conn.close()
+    out = dict.fromkeys(WRITER_METRICS, 0.0)
+    for line in text.splitlines():
+        name, _, value = line.partition(" ")
+        if name in out:
+            out[name] += float(value)
+    return out
+
+
+def writer_line(before: dict[str, float], after: dict[str, float]) -> str:
+    d = {k: after[k] - before[k] for k in WRITER_METRICS}
+    batches, answers = d["hub_quiz_writer_batches_total"], d["hub_quiz_writer_answers_total"]
+    if not batches or not answers:
+        return "writer: no batches"
+    return (f"writer: {answers:.0f} answers in {batches:.0f} group commits ({answers / batches:.1f} per commit), "
+            f"writer thread CPU {d['hub_quiz_writer_cpu_seconds_total'] / answers * 1000:.3f} ms per answer, "
+            f"write lock held {d['hub_quiz_writer_locked_seconds_total'] / batches * 1000:.1f} ms per commit")
+
+
+class Phase:
+    """One run of the clients: their rows, and the CPU the hub and the clients spent on it."""
+
+    def __init__(self, rows: list[Any], client_cpu_s: float, hub_cpu_s: float | None) -> None:
+        self.rows, self.client_cpu_s, self.hub_cpu_s = rows, client_cpu_s, hub_cpu_s
+
+    def per_request_ms(self, n: int) -> str:
+        hub = f"hub {self.hub_cpu_s / n * 1000:.2f} ms" if self.hub_cpu_s is not None and n else "hub n/a"
+        return f"{hub}, clients {self.client_cpu_s / max(n, 1) * 1000:.2f} ms CPU per request"
 
 
 def run_clients(port: int, clients: list[tuple[int, dict[str, str]]], mode: str, plan: dict[str, Any],
-                during: Any = None) -> list[Any]:
+                during: Any = None, srv: b.Server | None = None) -> Phase:
     barrier = CTX.Barrier(len(clients))
     q = CTX.Queue()
     groups = [clients[i::PROCS] for i in range(PROCS)]
     procs = [CTX.Process(target=client_proc, args=(port, g, mode, plan, barrier, q), daemon=True) for g in groups if g]
+    cpu0 = hub_cpu_s(srv) if srv is not None else None
     for p in procs:
         p.start()
     if during is not None:
         during()
     rows: list[Any] = []
+    client_cpu = 0.0
     for _ in procs:
-        rows += q.get(timeout=600)
+        cpu, part = q.get(timeout=600)
+        client_cpu += cpu
+        rows += part
+    hub_cpu = hub_cpu_s(srv) - cpu0 if srv is not None and cpu0 is not None else None
     for p in procs:
         p.join(10)
-    return rows
+    return Phase(rows, client_cpu, hub_cpu)
 
 
 # -- the teacher's live stream --------------------------------------------------------------
@@ -292,8 +399,11 @@ def main() -> int:
     session, items = new_session(port, teacher, class_id, args.rounds)
     stream = TeacherStream(port, teacher)
     time.sleep(0.5)
-    base_rows = run_clients(port, clients, "burst", {"kind": "get", "rounds": args.rounds})
-    rows = run_clients(port, clients, "burst", {"kind": "answer", "rounds": args.rounds, "session": session, "items": items})
+    base = run_clients(port, clients, "burst", {"kind": "get", "rounds": args.rounds}, srv=srv)
+    wm0 = writer_metrics(port)
+    burst = run_clients(port, clients, "burst", {"kind": "answer", "rounds": args.rounds, "session": session, "items": items}, srv=srv)
+    wm1 = writer_metrics(port)
+    base_rows, rows = base.rows, burst.rows
     time.sleep(2.0)
     stream.close()
     ok = [r for r in rows if r[1] == 201]
@@ -313,13 +423,18 @@ def main() -> int:
         f"({'none lost or duplicated' if answers == distinct == subs == xapi == len(sent) else 'MISMATCH'})",
         f"live view (ack -> teacher's quiz.answer event, during the burst): p50 {b.pct(live, 50):.1f} ms, p99 {b.pct(live, 99):.1f} ms, "
         f"max {max(live) if live else float('nan'):.1f} ms, missing {missing_live} (target p99 <= 200 ms)",
+        f"  CPU during the burst: answers {burst.per_request_ms(len(rows))}; GET /api/v1/me {base.per_request_ms(len(base_rows))}",
+        f"  {writer_line(wm0, wm1)}",
     ]
     for line in lines:
         print(line, flush=True)
 
     # -- sustained -----------------------------------------------------------------------------
-    floor_rows = run_clients(port, clients, "loop", {"kind": "get", "seconds": args.seconds})
-    loop_rows = run_clients(port, clients, "loop", {"kind": "answer", "seconds": args.seconds, "session": session, "items": items})
+    floor = run_clients(port, clients, "loop", {"kind": "get", "seconds": args.seconds}, srv=srv)
+    wm0 = writer_metrics(port)
+    loop = run_clients(port, clients, "loop", {"kind": "answer", "seconds": args.seconds, "session": session, "items": items}, srv=srv)
+    wm1 = writer_metrics(port)
+    floor_rows, loop_rows = floor.rows, loop.rows
     floor_ok = sum(1 for r in floor_rows if r[1] == 200)
     loop_ok = sum(1 for r in loop_rows if r[1] in (200, 201))
     floor_rps, loop_rps = floor_ok / args.seconds, loop_ok / args.seconds
@@ -331,8 +446,10 @@ def main() -> int:
         f"sustained ({n} clients in a loop, {args.seconds} s): {loop_rps:.0f} answers/s (errors {len(loop_rows) - loop_ok}, "
         f"p99 {b.pct(lat(loop_rows), 99):.1f} ms) vs floor GET /api/v1/me {floor_rps:.0f} req/s by the same clients: "
         f"ratio {b.ratio(loop_rps, floor_rps)} (target >= 0.50x)",
+        f"  CPU in the loops: answers {loop.per_request_ms(len(loop_rows))}; GET /api/v1/me {floor.per_request_ms(len(floor_rows))}",
+        f"  {writer_line(wm0, wm1)}",
     ] + ([wrk_line] if wrk_line else [])
-    for line in lines[-2:]:
+    for line in lines[-(4 if wrk_line else 3):]:
         print(line, flush=True)
 
     # -- crash -----------------------------------------------------------------------------------
@@ -350,7 +467,7 @@ def main() -> int:
         restarted["ready_s"] = new.wait_ready()
         restarted["srv"] = new
 
-    crash_rows = run_clients(port, clients, "crash", {"items": items2, "session": session2, "kill_at": kill_at}, during=killer)
+    crash_rows = run_clients(port, clients, "crash", {"items": items2, "session": session2, "kill_at": kill_at}, during=killer).rows
     acked_before = {r[4]: (r[6], r[7]) for r in crash_rows if r[1] == 201 and r[5]}
     all_sent = {r[4] for r in crash_rows}
     gave_up = [r for r in crash_rows if r[1] not in (200, 201)]
