@@ -19,11 +19,17 @@ from edge.storage.db import Database
 log = logging.getLogger(__name__)
 
 
+_fns: dict[str, Callable[..., Any] | None] = {}
+
+
 def _fn(name: str) -> Callable[..., Any] | None:
-    try:
-        return getattr(importlib.import_module("edge.learning.service"), name, None)
-    except ModuleNotFoundError:
-        return None
+    # Looked up once per process: this runs for every graded answer.
+    if name not in _fns:
+        try:
+            _fns[name] = getattr(importlib.import_module("edge.learning.service"), name, None)
+        except ModuleNotFoundError:
+            _fns[name] = None
+    return _fns[name]
 
 
 def warm_up() -> None:

@@ -159,6 +159,60 @@ def _ack(client_id: str, session_id: int, item_id: int, outcome: str, received_a
     return {"client_id": client_id, "session_id": session_id, "item_id": item_id, "status": outcome, "received_at": received_at}
 
 
+class Lookups:
+    """Reads of the answer path that need not be repeated for every answer.
+
+    Items and pseudonymous ids never change once written (the bank stores new content as
+    new items; a student's pseudonym is fixed), so they are kept for the life of the
+    process. A session's question row and its answered count are kept only for one group
+    commit: the writer holds the database write lock for the whole batch, so nothing
+    (a close, another worker's answers) can change them in between. :meth:`new_batch`
+    starts the next batch; call it too after a failed answer, whose count may not stand.
+    """
+
+    def __init__(self) -> None:
+        self.items: dict[int, bank.StoredItem] = {}
+        self.pseudo: dict[int, str] = {}
+        self.slots: dict[tuple[int, int], tuple[Any, ...] | None] = {}
+        self.answered: dict[tuple[int, int], int] = {}
+
+    def new_batch(self) -> None:
+        self.slots.clear()
+        self.answered.clear()
+
+    def item(self, db: Database, item_id: int) -> bank.StoredItem | None:
+        it = self.items.get(item_id)
+        if it is None:
+            it = bank.get_item(db, item_id)
+            if it is not None and len(self.items) < 10_000:
+                self.items[item_id] = it
+        return it
+
+    def slot(self, db: Database, session_id: int, item_id: int) -> tuple[Any, ...] | None:
+        key = (session_id, item_id)
+        if key not in self.slots:
+            self.slots[key] = db.conn.execute(_SESSION_ITEM_SQL, key).fetchone()
+        return self.slots[key]
+
+    def count_after_insert(self, db: Database, session_id: int, item_id: int, inserted: bool) -> int:
+        key = (session_id, item_id)
+        n = self.answered.get(key)
+        if n is None:
+            n = db.conn.execute("SELECT COUNT(*) FROM quiz_answers WHERE session_id = ? AND item_id = ?", key).fetchone()[0]
+        elif inserted:
+            n += 1
+        self.answered[key] = n
+        return n
+
+    def pseudo_id(self, db: Database, student_id: int) -> str:
+        p = self.pseudo.get(student_id)
+        if p is None:
+            p = db.conn.execute("SELECT pseudo_id FROM students WHERE id = ?", (student_id,)).fetchone()[0]
+            if len(self.pseudo) < 100_000:
+                self.pseudo[student_id] = p
+        return p
+
+
 _SESSION_ITEM_SQL = (
     "SELECT s.class_id, s.uuid, s.allow_change, s.grace_s, s.closed_at, si.opened_at, si.closes_at, si.closed_at"
     " FROM quiz_sessions s JOIN quiz_session_items si ON si.session_id = s.id WHERE s.id = ? AND si.item_id = ?"
@@ -175,19 +229,21 @@ def submit_answer(db: Database, bus: Any, facts: HubFacts, a: AnswerIn, principa
 
 
 def apply_answer(db: Database, bus: Any, facts: HubFacts, a: AnswerIn, principal_student_id: int,
-                 principal_class_id: int) -> tuple[dict[str, Any], bool]:
-    """:func:`submit_answer` inside the caller's transaction (the group writer batches many)."""
+                 principal_class_id: int, lookups: Lookups | None = None) -> tuple[dict[str, Any], bool]:
+    """:func:`submit_answer` inside the caller's transaction (the group writer batches many, sharing ``lookups``)."""
     if a.student_id != principal_student_id:
         raise QuizError(409, "wrong-student", "this answer belongs to another student; sign in as that student to send it")
+    if lookups is None:
+        lookups = Lookups()
     sha = _request_sha(a)
-    item = bank.get_item(db, a.item_id)
+    item = lookups.item(db, a.item_id)
     prev = db.conn.execute("SELECT session_id, item_id, student_id, request_sha, outcome, received_at FROM quiz_submissions WHERE client_id = ?",
                            (a.client_id,)).fetchone()
     if prev is not None:
         if prev[3] != sha:
             raise QuizError(409, "replayed-id", "this answer id was already used for a different answer")
         return _ack(a.client_id, prev[0], prev[1], prev[4], prev[5]), False
-    row = db.conn.execute(_SESSION_ITEM_SQL, (a.session_id, a.item_id)).fetchone()
+    row = lookups.slot(db, a.session_id, a.item_id)
     if row is None or row[0] != principal_class_id or item is None:
         raise QuizError(404, "no-such-question", "this question is not open for your class")
     class_id, registration, allow_change, grace_s, s_closed, opened_at, closes_at, i_closed = row
@@ -239,8 +295,9 @@ def apply_answer(db: Database, bus: Any, facts: HubFacts, a: AnswerIn, principal
             " marked_by = NULL, changes = changes + 1 WHERE id = ?",
             (a.client_id, resp_json, int(a.final), made_at, now, None if g.correct is None else int(g.correct), g.score, cur_ans[0]))
     if g.correct is not None:
-        _record_graded(db, facts, item, a.student_id, a.client_id, response, g.correct, float(g.score or 0.0), registration, made_at)
-    answered = db.conn.execute("SELECT COUNT(*) FROM quiz_answers WHERE session_id = ? AND item_id = ?", (a.session_id, a.item_id)).fetchone()[0]
+        _record_graded(db, facts, item, a.student_id, a.client_id, response, g.correct, float(g.score or 0.0), registration, made_at,
+                       lookups.pseudo_id(db, a.student_id))
+    answered = lookups.count_after_insert(db, a.session_id, a.item_id, inserted=cur_ans is None)
     bus.emit(db, staff_channel(class_id), EV_ANSWER, {
         "session_id": a.session_id, "item_id": a.item_id, "student_id": a.student_id, "client_id": a.client_id,
         "response": response, "correct": g.correct, "answered": answered, "final": a.final,
@@ -255,9 +312,10 @@ def _hub_time(a: AnswerIn, now: float) -> float:
 
 
 def _record_graded(db: Database, facts: HubFacts, item: bank.StoredItem, student_id: int, seed: str, response: dict[str, Any],
-                   correct: bool, score: float, registration: str, at: float) -> None:
+                   correct: bool, score: float, registration: str, at: float, pseudo: str | None = None) -> None:
     """The xAPI statement and the learning record, in the caller's (grading) transaction."""
-    pseudo = db.conn.execute("SELECT pseudo_id FROM students WHERE id = ?", (student_id,)).fetchone()[0]
+    if pseudo is None:
+        pseudo = db.conn.execute("SELECT pseudo_id FROM students WHERE id = ?", (student_id,)).fetchone()[0]
     stmt = xapi.answered(statement_uuid=xapi.statement_id(seed), hub_id=facts.hub_id, pseudo_id=pseudo, item=item, response=response,
                          correct=correct, score=score, registration=registration, at=at, tz=facts.timezone)
     outbox.append(db, xapi.XAPI_EVENT, stmt, event_id=stmt["id"])
