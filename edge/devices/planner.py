@@ -20,6 +20,12 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 READY = 0.80
+# The planner charges to READY + MARGIN: reported levels are rounded to 1 % (the
+# browser's Battery API) or inferred from current, so a tablet charged "to 80 %"
+# stops at 79.5 % about half the time and is not ready. Measured on the
+# benchmark day (tests/bench/bench_carts.py) where the budget binds: aiming at
+# exactly 80 % got 8-13 % fewer tablets ready than aiming at 82 %.
+MARGIN = 0.02
 
 
 @dataclass(frozen=True)
@@ -48,8 +54,11 @@ def seconds_to_ready(view: SlotView, ready: float = READY, efficiency: float = 0
     return (ready - soc) * view.capacity_wh * 3600.0 / (view.charger_w * efficiency)
 
 
-def plan_order(views: Sequence[SlotView], needs: Iterable[Need], charging_slots: int, ready: float = READY) -> list[int]:
-    """The slot order to send to the cart (1-based slot numbers, every slot once)."""
+def plan_order(views: Sequence[SlotView], needs: Iterable[Need], charging_slots: int, ready: float = READY,
+               margin: float = MARGIN) -> list[int]:
+    """The slot order to send to the cart (1-based slot numbers, every slot once).
+    Tablets count as needing charge until ``ready + margin``."""
+    ready = min(1.0, round(ready + margin, 4))  # 0.8 + 0.02 is 0.8200000000000001 in floats
     usable = [v for v in views if v.present and not v.fault and not v.full]
     upcoming = sorted((n for n in needs if n.starts_in_s > 0), key=lambda n: n.starts_in_s)
     order: list[int] = []

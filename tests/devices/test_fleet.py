@@ -138,3 +138,12 @@ def test_after_the_end_of_the_day_the_carts_next_report_raises_the_alerts_once(t
     assert h.client().post("/api/v1/carts/end-of-day", headers=teacher).get_json()["carts"] == [], "not twice a day"
     assert h.sql("SELECT kind, detail FROM cart_alerts") == [("not-returned", "tablet DEMO-TAB-09 not back in the cart")]
     assert h.count("outbox", "type = 'tablet.not_returned'") == 1
+
+
+def test_a_tablet_reported_at_exactly_80_percent_is_charged_a_little_more_for_the_next_lesson() -> None:
+    # Reports are rounded to 1 %: "0.80" may be 79.5 %, not ready. The plan aims at 82 %.
+    views = [SlotView(1, True, 0.80), SlotView(2, True, 0.5), SlotView(3, True, 0.83)]
+    needs = [Need(1800, frozenset({1, 3}))]
+    assert plan_order(views, needs, charging_slots=1)[0] == 1
+    assert plan_order(views, needs, charging_slots=1, margin=0.0)[0] == 2, "without the margin it counts as ready"
+    assert plan_order(views, needs, charging_slots=1).index(3) > plan_order(views, needs, charging_slots=1).index(2)
