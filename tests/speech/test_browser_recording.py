@@ -27,6 +27,9 @@ from tests.web.conftest import CHROMIUM, CHROMIUM_ARGS
 from .media import clip_samples, write_wav
 
 LEAD_S, TAIL_S = 0.5, 1.1  # silence around the clip in the microphone's file (it loops)
+# A name for the hub as tablets on the LAN reach it over plain HTTP (not a secure context).
+# Chromium maps it to loopback itself, so no DNS query leaves the machine.
+LAN_NAME = "hub.classroom.test"
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +46,8 @@ def mic_browser(mic_wav: Path) -> Iterator[object]:
         pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium)")
     from playwright.sync_api import sync_playwright
 
-    args = [*CHROMIUM_ARGS, "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream", f"--use-file-for-fake-audio-capture={mic_wav}"]
+    args = [*CHROMIUM_ARGS, "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream", f"--use-file-for-fake-audio-capture={mic_wav}",
+            f"--host-resolver-rules=MAP {LAN_NAME} 127.0.0.1"]
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=args, headless=True)
         yield browser
@@ -74,12 +78,17 @@ def running_worker(data_dir: Path, model: SpeechModel, live_idle_timeout_s: floa
 class Teacher:
     """A signed-in teacher's page on /speech, with every request and console error watched."""
 
-    def __init__(self, browser: object, url: str, creds: dict) -> None:
-        self.url = url
-        self.context = browser.new_context(base_url=url, viewport={"width": 1280, "height": 800})  # type: ignore[attr-defined]
+    def __init__(self, browser: object, url: str, creds: dict, page_url: str | None = None) -> None:
+        """Signs in at ``url``; the page is opened at ``page_url`` (default ``url``), which must be the same host."""
+        self.url = page_url or url
+        self.context = browser.new_context(base_url=self.url, viewport={"width": 1280, "height": 800})  # type: ignore[attr-defined]
         self.context.set_default_timeout(20000)
         login = {"username": creds["teacher_username"], "password": creds["teacher_password"]}
-        assert self.context.request.post("/api/v1/auth/login", data=login).status == 201
+        # Sign in from the test (not the browser's request API, which does its own DNS) and hand the cookie over.
+        answer = requests.post(url + "/api/v1/auth/login", json=login, timeout=10)
+        assert answer.status_code == 201, answer.text
+        self.context.add_cookies([{"name": c.name, "value": c.value or "", "url": self.url} for c in answer.cookies])
+        url = self.url
         self.page = self.context.new_page()
         self.errors: list[str] = []
         self.foreign: list[str] = []
@@ -270,5 +279,26 @@ def test_audio_held_while_the_hub_closed_the_stream_becomes_a_second_part(server
         # Offline failures, and the hub's 409 "recording closed" that started part 2, are logged by Chromium itself.
         unexpected = [e for e in teacher.errors if "ERR_INTERNET_DISCONNECTED" not in e and not ("409" in e and "/live?seq=" in e)]
         assert not unexpected, unexpected
+    finally:
+        teacher.close()
+
+
+def test_over_plain_http_on_the_lan_the_page_says_the_microphone_needs_https(server_factory, mic_browser) -> None:  # type: ignore[no-untyped-def]
+    srv = server_factory().start()
+    lan_url = f"http://{LAN_NAME}:{urlsplit(srv.url).port}"
+    teacher = Teacher(mic_browser, srv.url, srv.creds(), page_url=lan_url)
+    try:
+        assert teacher.page.evaluate("() => window.isSecureContext") is False
+        teacher.page.click("#rec-start")
+        msg = teacher.page.locator("#rec-msg")
+        msg.filter(has_text="HTTPS").wait_for()
+        assert "麦克风" in msg.inner_text()
+        teacher.page.click("#lang")
+        msg.filter(has_text="secure connection").wait_for()
+        assert teacher.page.is_visible("#rec-start") and not teacher.page.is_visible("#rec-stop")
+        recordings = requests.get(srv.url + "/api/v1/recordings", headers=_auth(srv.url, srv.creds()), timeout=10).json()["recordings"]
+        assert not [r for r in recordings if r["source"] == "live"], "no recording is created without a microphone"
+        assert not teacher.errors, teacher.errors
+        assert not teacher.foreign, teacher.foreign
     finally:
         teacher.close()

@@ -85,7 +85,8 @@ export async function setupRecorder({ s, say, stamp, onSaved }) {
     let up = null;
     const capture = new MicCapture({
       onPcm: (pcm) => {
-        if (up && !up.push(pcm)) stop("recorder.full");
+        // push refuses when the hub refused the recording (the card shows why) or the buffer is full.
+        if (up && !up.push(pcm)) stop(up.state === "failed" ? null : "recorder.full");
       },
       onLevel: (peak) => {
         // -60 dBFS .. 0 dBFS onto the meter

@@ -205,7 +205,8 @@ async function main() {
   document.getElementById("search-form").addEventListener("submit", search);
   await Promise.all([refreshStatus(), loadRecordings()]);
   startCaptions();
-  await setupRecorder({ s, say, stamp, onSaved: () => loadRecordings().catch(() => {}) });
+  // Search and playback work even if the recorder cannot be set up.
+  await setupRecorder({ s, say, stamp, onSaved: () => loadRecordings().catch(() => {}) }).catch(() => {});
   document.body.dataset.ready = "1";
 }
 
