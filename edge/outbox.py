@@ -14,15 +14,15 @@ from edge.storage.db import Database
 
 def append(db: Database, type_: str, payload: dict[str, Any], schema: int = 1, event_id: str | None = None) -> int:
     """Append one event; the caller owns the transaction. Returns its sequence number."""
+    return append_json(db, type_, json.dumps(payload, ensure_ascii=False, separators=(",", ":")), schema, event_id)
+
+
+def append_json(db: Database, type_: str, payload_json: str, schema: int = 1, event_id: str | None = None) -> int:
+    """:func:`append` of a payload already serialised as a JSON object (so a caller can do that
+    before it takes the write lock)."""
     cur = db.conn.execute(
         "INSERT INTO outbox (event_id, type, schema, payload, created_at) VALUES (?, ?, ?, ?, ?)",
-        (
-            event_id or str(uuid.uuid4()),
-            type_,
-            schema,
-            json.dumps(payload, ensure_ascii=False, separators=(",", ":")),
-            time.time(),
-        ),
+        (event_id or str(uuid.uuid4()), type_, schema, payload_json, time.time()),
     )
     return int(cur.lastrowid or 0)
 

@@ -337,7 +337,7 @@ def answer(body: AnswerIn) -> tuple[dict[str, Any], int]:
                           body.answered_at, body.sent_at)
     try:
         # Group commit: one transaction and one fsync for every answer arriving together (edge/quiz/writer.py).
-        ack, created = writer_for(current_hub()).submit(a, sid, cid)
+        ack, created = writer_for(current_hub()).submit(a, sid, cid, db=db())
     except sessions.QuizError as err:
         _fail(err)
     return ack, 201 if created else 200

@@ -24,7 +24,7 @@ from typing import Any
 
 from edge import outbox
 from edge.quiz import bank, xapi
-from edge.quiz.items import ItemError, grade, n_blanks, validate_response
+from edge.quiz.items import Grade, ItemError, grade, n_blanks, validate_response
 from edge.quiz.learning_hook import record_answer_for_learning
 from edge.storage.db import Database, transaction
 
@@ -162,9 +162,9 @@ def _ack(client_id: str, session_id: int, item_id: int, outcome: str, received_a
 class Lookups:
     """Reads of the answer path that need not be repeated for every answer.
 
-    Items and pseudonymous ids never change once written (the bank stores new content as
-    new items; a student's pseudonym is fixed), so they are kept for the life of the
-    process. A session's question row and its answered count are kept only for one group
+    Items, sessions' UUIDs and pseudonymous ids never change once written (the bank stores
+    new content as new items; a student's pseudonym is fixed), so they are kept for the life
+    of the process (dict reads and writes are atomic: request threads share them). A session's question row and its answered count are kept only for one group
     commit: the writer holds the database write lock for the whole batch, so nothing
     (a close, another worker's answers) can change them in between. :meth:`new_batch`
     starts the next batch; call it too after a failed answer, whose count may not stand.
@@ -173,6 +173,7 @@ class Lookups:
     def __init__(self) -> None:
         self.items: dict[int, bank.StoredItem] = {}
         self.pseudo: dict[int, str] = {}
+        self.registrations: dict[int, str] = {}
         self.slots: dict[tuple[int, int], tuple[Any, ...] | None] = {}
         self.answered: dict[tuple[int, int], int] = {}
 
@@ -204,10 +205,22 @@ class Lookups:
         self.answered[key] = n
         return n
 
+    def registration(self, db: Database, session_id: int) -> str | None:
+        """The session's UUID (the xAPI registration); None for no such session."""
+        r = self.registrations.get(session_id)
+        if r is None:
+            row = db.execute("SELECT uuid FROM quiz_sessions WHERE id = ?", (session_id,)).fetchone()
+            if row is None:
+                return None
+            r = row[0]
+            if len(self.registrations) < 10_000:
+                self.registrations[session_id] = r
+        return r
+
     def pseudo_id(self, db: Database, student_id: int) -> str:
         p = self.pseudo.get(student_id)
         if p is None:
-            p = db.conn.execute("SELECT pseudo_id FROM students WHERE id = ?", (student_id,)).fetchone()[0]
+            p = db.execute("SELECT pseudo_id FROM students WHERE id = ?", (student_id,)).fetchone()[0]
             if len(self.pseudo) < 100_000:
                 self.pseudo[student_id] = p
         return p
@@ -228,42 +241,97 @@ def submit_answer(db: Database, bus: Any, facts: HubFacts, a: AnswerIn, principa
         return apply_answer(db, bus, facts, a, principal_student_id, principal_class_id)
 
 
+@dataclass
+class Prepared:
+    """What can be worked out about an answer without the write lock (see :func:`prepare_answer`)."""
+
+    received_at: float
+    sha: str
+    item: bank.StoredItem | None
+    response: dict[str, Any] | None
+    invalid: QuizError | None
+    grade: Grade | None
+    made_at: float
+    statement: tuple[str, str] | None  # (statement id, xAPI statement JSON) for made_at, if graded
+
+
+def prepare_answer(db: Database, facts: HubFacts, a: AnswerIn, lookups: Lookups, principal_student_id: int,
+                   received_at: float | None = None) -> Prepared:
+    """Hash, validate and grade an answer and write its xAPI statement, before it joins a group commit.
+
+    None of this depends on state a commit can change (items, sessions' ids and pseudonyms
+    never change), so the request thread does it while another batch holds the write lock.
+    Validation errors are kept, not raised: :func:`apply_answer` raises them in their turn,
+    after the checks that come first (a resend of a recorded answer, a closed question).
+    """
+    received = time.time() if received_at is None else received_at
+    # Another student's answer is refused (409) before any of this is used.
+    item = lookups.item(db, a.item_id) if a.student_id == principal_student_id else None
+    made_at = _hub_time(a, received)
+    response = invalid = g = statement = None
+    if item is not None:
+        try:
+            response = validate_response(item.type, len(item.options), n_blanks(item.type, item.key), a.response, item.allow_photo)
+        except ItemError as exc:
+            invalid = QuizError(422, "bad-answer", str(exc))
+        else:
+            g = grade(item.type, item.key, item.points, response)
+            registration = lookups.registration(db, a.session_id)
+            if g.correct is not None and registration is not None:
+                statement = _statement(facts, item, lookups.pseudo_id(db, a.student_id), a.client_id, response, g.correct,
+                                       float(g.score or 0.0), registration, made_at)
+    return Prepared(received, _request_sha(a), item, response, invalid, g, made_at, statement)
+
+
+def _statement(facts: HubFacts, item: bank.StoredItem, pseudo: str, seed: str, response: dict[str, Any], correct: bool, score: float,
+               registration: str, at: float) -> tuple[str, str]:
+    stmt = xapi.answered(statement_uuid=xapi.statement_id(seed), hub_id=facts.hub_id, pseudo_id=pseudo, item=item, response=response,
+                         correct=correct, score=score, registration=registration, at=at, tz=facts.timezone)
+    return stmt["id"], json.dumps(stmt, ensure_ascii=False, separators=(",", ":"))
+
+
 def apply_answer(db: Database, bus: Any, facts: HubFacts, a: AnswerIn, principal_student_id: int,
-                 principal_class_id: int, lookups: Lookups | None = None) -> tuple[dict[str, Any], bool]:
-    """:func:`submit_answer` inside the caller's transaction (the group writer batches many, sharing ``lookups``)."""
+                 principal_class_id: int, lookups: Lookups | None = None, prepared: Prepared | None = None) -> tuple[dict[str, Any], bool]:
+    """:func:`submit_answer` inside the caller's transaction (the group writer batches many, sharing ``lookups``).
+
+    ``prepared`` is :func:`prepare_answer`'s result for ``a``, if the caller made it before taking the lock.
+    """
     if a.student_id != principal_student_id:
         raise QuizError(409, "wrong-student", "this answer belongs to another student; sign in as that student to send it")
     if lookups is None:
         lookups = Lookups()
-    sha = _request_sha(a)
-    item = lookups.item(db, a.item_id)
+    if prepared is None:
+        prepared = prepare_answer(db, facts, a, lookups, principal_student_id)
+    item = prepared.item
     prev = db.conn.execute("SELECT session_id, item_id, student_id, request_sha, outcome, received_at FROM quiz_submissions WHERE client_id = ?",
                            (a.client_id,)).fetchone()
     if prev is not None:
-        if prev[3] != sha:
+        if prev[3] != prepared.sha:
             raise QuizError(409, "replayed-id", "this answer id was already used for a different answer")
         return _ack(a.client_id, prev[0], prev[1], prev[4], prev[5]), False
     row = lookups.slot(db, a.session_id, a.item_id)
     if row is None or row[0] != principal_class_id or item is None:
         raise QuizError(404, "no-such-question", "this question is not open for your class")
     class_id, registration, allow_change, grace_s, s_closed, opened_at, closes_at, i_closed = row
+    # Closed or not is decided now, under the lock (a close may have committed since the
+    # answer arrived); when it was made and received are the hub's times of its arrival.
     now = time.time()
-    made_at = _hub_time(a, now)
+    received, made_at = prepared.received_at, prepared.made_at
     close_at = effective_close(i_closed, s_closed, closes_at)
     if close_at is not None and now > close_at:
         if made_at > close_at:
             raise QuizError(409, "question-closed", "this question has closed")
-        if now > close_at + grace_s:
+        if received > close_at + grace_s:
             raise QuizError(409, "question-closed", "this answer arrived after the grace period for offline answers")
         if db.conn.execute("SELECT 1 FROM quiz_reveals WHERE session_id = ? AND item_id = ? AND student_id = ?",
                            (a.session_id, a.item_id, a.student_id)).fetchone():
             raise QuizError(409, "question-closed", "the answer was already shown on this tablet")
     if made_at < opened_at - _OPEN_SKEW_S:
         made_at = opened_at  # a tablet clock far behind: never before the question existed
-    try:
-        response = validate_response(item.type, len(item.options), n_blanks(item.type, item.key), a.response, item.allow_photo)
-    except ItemError as exc:
-        raise QuizError(422, "bad-answer", str(exc)) from None
+    if prepared.invalid is not None:
+        raise prepared.invalid
+    response, g = prepared.response, prepared.grade
+    assert response is not None and g is not None
     if "photo_id" in response and not db.conn.execute("SELECT 1 FROM quiz_photos WHERE id = ? AND student_id = ?",
                                                       (response["photo_id"], a.student_id)).fetchone():
         raise QuizError(422, "bad-answer", "upload the photo before sending the answer")
@@ -278,31 +346,34 @@ def apply_answer(db: Database, bus: Any, facts: HubFacts, a: AnswerIn, principal
         elif not allow_change:
             raise QuizError(409, "no-changes", "answers to this quiz cannot be changed")
     db.conn.execute("INSERT INTO quiz_submissions (client_id, session_id, item_id, student_id, request_sha, outcome, received_at)"
-                    " VALUES (?,?,?,?,?,?,?)", (a.client_id, a.session_id, a.item_id, a.student_id, sha, outcome, now))
+                    " VALUES (?,?,?,?,?,?,?)", (a.client_id, a.session_id, a.item_id, a.student_id, prepared.sha, outcome, received))
     if outcome == "superseded":
-        return _ack(a.client_id, a.session_id, a.item_id, outcome, now), True
-    g = grade(item.type, item.key, item.points, response)
+        return _ack(a.client_id, a.session_id, a.item_id, outcome, received), True
     resp_json = json.dumps(response, ensure_ascii=False, separators=(",", ":"))
     if cur_ans is None:
         db.conn.execute(
             "INSERT INTO quiz_answers (session_id, item_id, student_id, client_id, response, final, client_time, received_at, correct, score)"
             " VALUES (?,?,?,?,?,?,?,?,?,?)",
-            (a.session_id, a.item_id, a.student_id, a.client_id, resp_json, int(a.final), made_at, now,
+            (a.session_id, a.item_id, a.student_id, a.client_id, resp_json, int(a.final), made_at, received,
              None if g.correct is None else int(g.correct), g.score))
     else:
         db.conn.execute(
             "UPDATE quiz_answers SET client_id = ?, response = ?, final = ?, client_time = ?, received_at = ?, correct = ?, score = ?,"
             " marked_by = NULL, changes = changes + 1 WHERE id = ?",
-            (a.client_id, resp_json, int(a.final), made_at, now, None if g.correct is None else int(g.correct), g.score, cur_ans[0]))
+            (a.client_id, resp_json, int(a.final), made_at, received, None if g.correct is None else int(g.correct), g.score, cur_ans[0]))
     if g.correct is not None:
-        _record_graded(db, facts, item, a.student_id, a.client_id, response, g.correct, float(g.score or 0.0), registration, made_at,
-                       lookups.pseudo_id(db, a.student_id))
+        statement = prepared.statement
+        if statement is None or made_at != prepared.made_at:  # moved to the question's opening: the statement says so
+            statement = _statement(facts, item, lookups.pseudo_id(db, a.student_id), a.client_id, response, g.correct,
+                                   float(g.score or 0.0), registration, made_at)
+        outbox.append_json(db, xapi.XAPI_EVENT, statement[1], event_id=statement[0])
+        record_answer_for_learning(db, a.student_id, item.uid, item.knowledge_points, g.correct, made_at, answer_id=a.client_id)
     answered = lookups.count_after_insert(db, a.session_id, a.item_id, inserted=cur_ans is None)
     bus.emit(db, staff_channel(class_id), EV_ANSWER, {
         "session_id": a.session_id, "item_id": a.item_id, "student_id": a.student_id, "client_id": a.client_id,
         "response": response, "correct": g.correct, "answered": answered, "final": a.final,
     })
-    return _ack(a.client_id, a.session_id, a.item_id, outcome, now), True
+    return _ack(a.client_id, a.session_id, a.item_id, outcome, received), True
 
 
 def _hub_time(a: AnswerIn, now: float) -> float:
@@ -312,10 +383,9 @@ def _hub_time(a: AnswerIn, now: float) -> float:
 
 
 def _record_graded(db: Database, facts: HubFacts, item: bank.StoredItem, student_id: int, seed: str, response: dict[str, Any],
-                   correct: bool, score: float, registration: str, at: float, pseudo: str | None = None) -> None:
+                   correct: bool, score: float, registration: str, at: float) -> None:
     """The xAPI statement and the learning record, in the caller's (grading) transaction."""
-    if pseudo is None:
-        pseudo = db.conn.execute("SELECT pseudo_id FROM students WHERE id = ?", (student_id,)).fetchone()[0]
+    pseudo = db.conn.execute("SELECT pseudo_id FROM students WHERE id = ?", (student_id,)).fetchone()[0]
     stmt = xapi.answered(statement_uuid=xapi.statement_id(seed), hub_id=facts.hub_id, pseudo_id=pseudo, item=item, response=response,
                          correct=correct, score=score, registration=registration, at=at, tz=facts.timezone)
     outbox.append(db, xapi.XAPI_EVENT, stmt, event_id=stmt["id"])

@@ -28,7 +28,7 @@ from typing import Any
 
 from prometheus_client import Counter
 
-from edge.quiz.sessions import AnswerIn, HubFacts, Lookups, QuizError, apply_answer
+from edge.quiz.sessions import AnswerIn, HubFacts, Lookups, Prepared, QuizError, apply_answer, prepare_answer
 from edge.storage.db import Database, connect
 
 log = logging.getLogger(__name__)
@@ -48,6 +48,7 @@ class _Job:
     answer: AnswerIn
     student_id: int
     class_id: int
+    prepared: Prepared | None = None
     done: threading.Event = field(default_factory=threading.Event)
     result: tuple[dict[str, Any], bool] | None = None
     error: Exception | None = None
@@ -59,7 +60,7 @@ class GroupWriter:
         self._lock_path = lock_path
         self._bus = bus
         self._facts = facts
-        self._lookups = Lookups()  # used by the writer thread only
+        self._lookups = Lookups()  # per-batch parts: the writer thread only
         self._queue: queue.Queue[_Job] = queue.Queue()
         self._thread: threading.Thread | None = None
         self._pid: int | None = None
@@ -69,10 +70,16 @@ class GroupWriter:
         """Start this process's writer thread now (it starts on first use otherwise)."""
         self._ensure_thread()
 
-    def submit(self, answer: AnswerIn, student_id: int, class_id: int, timeout: float = 30.0) -> tuple[dict[str, Any], bool]:
-        """Apply one answer in the next group commit; returns (ack, created) once it is durable."""
+    def submit(self, answer: AnswerIn, student_id: int, class_id: int, timeout: float = 30.0,
+               db: Database | None = None) -> tuple[dict[str, Any], bool]:
+        """Apply one answer in the next group commit; returns (ack, created) once it is durable.
+
+        With ``db`` (the calling thread's connection) the answer is validated, graded and its
+        xAPI statement written here, outside the write lock, while another batch commits.
+        """
         self._ensure_thread()
-        job = _Job(answer, student_id, class_id)
+        prepared = prepare_answer(db, self._facts, answer, self._lookups, student_id) if db is not None else None
+        job = _Job(answer, student_id, class_id, prepared)
         self._queue.put(job)
         if not job.done.wait(timeout):
             # Not acknowledged: the tablet keeps the answer and resends it (same client id).
@@ -164,7 +171,7 @@ class GroupWriter:
         conn = db.conn
         conn.execute("SAVEPOINT answer")
         try:
-            job.result = apply_answer(db, self._bus, self._facts, job.answer, job.student_id, job.class_id, self._lookups)
+            job.result = apply_answer(db, self._bus, self._facts, job.answer, job.student_id, job.class_id, self._lookups, job.prepared)
         except Exception as exc:  # one bad answer must not sink the batch
             conn.execute("ROLLBACK TO answer")
             self._lookups.new_batch()
