@@ -104,8 +104,10 @@ def _fit_parallel(jobs: list[SlotView], k: int, horizon_s: float, ready: float) 
 
 
 def round_robin_order(slots: int, now_s: float, charging_slots: int, period_s: float = 900.0) -> list[int]:
-    """The baseline carts commonly use: a timer rotates which block of slots
-    charges, blind to batteries and lessons."""
+    """A timer window of ``charging_slots`` slots sliding by as many every period,
+    blind to batteries and lessons: a timer cart that always uses its whole budget.
+    Real timer carts power fixed banks sized for the worst case, which use less of
+    it (tests/bench/bench_carts.py compares with both)."""
     k = max(1, charging_slots)
     shift = int(now_s // period_s) * k % slots
     base = list(range(1, slots + 1))
