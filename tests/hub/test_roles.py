@@ -72,6 +72,8 @@ MATRIX: list[tuple[Call, tuple[int, int, int, int, int, int]]] = [
     (Call("POST", "/api/v1/carts", "devices.add_cart", body={"id": "matrix-cart", "name": "c"}), (401, 401, 403, 403, 403, 201)),
     (Call("GET", "/api/v1/carts", "devices.list_carts"), (401, 401, 403, 200, 200, 200)),
     (Call("POST", "/api/v1/carts/end-of-day", "devices.end_of_day"), (401, 401, 403, 200, 200, 200)),
+    # the demo cart belongs to class A: its teacher and admins may lock it, the other teacher does not see it
+    (Call("POST", "/api/v1/carts/demo-cart/lock-commands", "devices.lock_command", body={"op": "lock"}), (401, 401, 403, 202, 404, 202)),
     (Call("POST", "/api/v1/tablets", "devices.add_tablet", body={"serial": "MATRIX-1"}), (401, 401, 403, 403, 403, 201)),
     (Call("GET", "/api/v1/tablets", "devices.list_tablets"), (401, 401, 403, 200, 200, 200)),
     (Call("POST", "/api/v1/tablets/999999/checkout", "devices.checkout", body={"student_id": None}), (401, 401, 403, 404, 404, 404)),
