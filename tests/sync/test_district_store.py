@@ -83,14 +83,18 @@ def test_the_high_water_mark_is_the_contiguous_prefix(store):
     assert store.hwm("h1", 0) == 60
 
 
-def test_an_event_id_seen_under_another_sequence_is_not_stored_twice(store):
-    (b,) = _batches("h1", 5, 5)
+def test_a_statement_seen_under_another_sequence_is_not_stored_twice(store):
+    (b,) = _batches("h1", 6, 6)  # seq 3 and 6 are statements, the rest telemetry
     store.ingest(b.header, b.events, 1.0)
-    # The same events re-numbered (a hub restored from a backup): statement ids keep them single.
-    moved = [type(e)(e.seq + 100, e.id, e.type, e.schema, e.at, e.payload, e.payload_json) for e in b.events]
-    header = b.header.model_copy(update={"first": 101, "last": 105})
-    store.ingest(header, moved, 2.0)
-    assert store.counts()["events"] == 5
+    # The same events re-numbered (a hub restored from a backup): statement ids keep the
+    # statements single; other events are keyed by (hub, seq) only, as the issue asks.
+    moved = [type(e)(e.seq + 100, e.id, e.type, e.schema, e.at, e.payload_json) for e in b.events]
+    header = b.header.model_copy(update={"first": 101, "last": 106})
+    assert store.ingest(header, moved, 2.0) is False
+    c = store.counts()
+    assert (c["statements"], c["events"]) == (2, 6 + 4)
+    assert store.event_seqs("h1") == [1, 2, 3, 4, 5, 6, 101, 102, 104, 105]
+    assert [sid for sid, _ in store.unforwarded_statements(10)] == [b.events[2].id, b.events[5].id]
 
 
 def test_registry_and_quarantine(store):
