@@ -170,6 +170,7 @@ def test_a_lesson_recorded_in_the_browser_is_transcribed_with_live_captions(serv
             # Live captions of what is being said appear on the page while recording.
             teacher.page.wait_for_function("() => document.getElementById('caption-final').textContent.replace(/ /g, '').includes('옆으로')", timeout=30000)
             assert time.monotonic() - t0 < 30
+            teacher.page.wait_for_selector("#recordings li:has-text('韩语朗读（浏览器录制）') .state-receiving")
             levels = []
             while time.monotonic() - t0 < record_s:
                 levels.append(float(teacher.page.eval_on_selector("#rec-level", "m => m.value")))

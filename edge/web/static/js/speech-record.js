@@ -10,7 +10,7 @@ import { LiveUploader } from "./live-upload.js";
 /**
  * Wire the recorder card. `s(key, params)` translates, `say(el, key, params)` shows a
  * message that follows language switches, `stamp(seconds)` formats a time,
- * `onSaved()` runs when a recording is complete on the hub.
+ * `onSaved()` runs when a recording (or a part of it) is created and when it is complete on the hub.
  */
 export async function setupRecorder({ s, say, stamp, onSaved }) {
   const card = document.getElementById("recorder");
@@ -35,9 +35,14 @@ export async function setupRecorder({ s, say, stamp, onSaved }) {
   let mic = null;
   let uploader = null;
   let stopping = false;
+  let partsShown = 0;
 
   const show = (up) => {
     card.dataset.state = up.state;
+    if (up.parts.length !== partsShown) {
+      partsShown = up.parts.length;
+      onSaved(); // the list shows it as "recording"
+    }
     time.textContent = stamp(up.capturedS);
     const pending = stamp(up.pendingS);
     if (up.state === "failed") {
@@ -104,6 +109,7 @@ export async function setupRecorder({ s, say, stamp, onSaved }) {
       startBtn.disabled = false;
       return;
     }
+    partsShown = 0;
     up = new LiveUploader({ classId: Number(classSelect.value), title, onChange: show });
     mic = capture;
     uploader = up;
