@@ -221,7 +221,10 @@ class Link:
         while not self._stop.is_set():
             if self._connect_once():
                 while not self._stop.is_set():
-                    rc = self.client.loop(timeout=0.2)
+                    # A publish or disconnect from another thread wakes paho's select through
+                    # its socket pair, so a long timeout adds no latency; it saves 300 idle
+                    # hubs' worth of wake-ups in the fleet benchmark (and a small box's CPU).
+                    rc = self.client.loop(timeout=1.0)
                     if rc != mqtt.MQTT_ERR_SUCCESS:
                         break
                 self.connected.clear()

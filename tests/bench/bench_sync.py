@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing
+import os
 import shutil
 import signal
 import sqlite3
@@ -38,6 +39,7 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
 import paho.mqtt.client as mqtt  # noqa: E402
+import psutil  # noqa: E402
 from paho.mqtt.enums import CallbackAPIVersion  # noqa: E402
 
 from edge import outbox  # noqa: E402
@@ -150,18 +152,28 @@ def naive(root: Path, pki: Pki) -> dict:
     return {"events": len(rows), "seconds": elapsed, "wire": wire}
 
 
+def _cpu(pid: int) -> float:
+    """User + system CPU seconds a process has used so far."""
+    t = psutil.Process(pid).cpu_times()
+    return t.user + t.system
+
+
 def _fleet_worker(configs: list, go, results) -> None:
     from sync.agent.service import build_agent
 
     agents = [build_agent(c) for c in configs]
     results.put("ready")
     go.wait()
+    cpu0 = time.process_time()
     for a in agents:
         a.uplink.enable("bench")
         a.uplink.start()
-    while not all(a.uplink.drained() for a in agents):
-        time.sleep(0.1)
-    results.put(time.monotonic())
+    # Only agents not yet drained are asked again: the harness's own polling stays small.
+    waiting = list(agents)
+    while waiting:
+        waiting = [a for a in waiting if not a.uplink.drained()]
+        time.sleep(0.2)
+    results.put((time.monotonic(), time.process_time() - cpu0))
     for a in agents:
         a.uplink.stop()
 
@@ -211,10 +223,15 @@ def fleet(root: Path, pki: Pki, hubs: int, scale: float) -> dict:
     try:
         for _ in workers:
             assert results.get(timeout=300) == "ready"
+        cpu0 = {"broker": _cpu(broker.proc.pid), **{f"ingest {i + 1}": _cpu(ing.proc.pid) for i, ing in enumerate(ingests)}}
+        load0 = os.getloadavg()
         t0 = time.monotonic()
         go.set()
-        finished = [results.get(timeout=1800) for _ in workers]
-        elapsed = max(finished) - t0  # CLOCK_MONOTONIC is one clock for every process
+        finished = [results.get(timeout=3600) for _ in workers]
+        elapsed = max(f[0] for f in finished) - t0  # CLOCK_MONOTONIC is one clock for every process
+        cpu = {k: _cpu(p) - cpu0[k] for k, p in [("broker", broker.proc.pid), *[(f"ingest {i + 1}", ing.proc.pid) for i, ing in enumerate(ingests)]]}
+        cpu["hub agents"] = sum(f[1] for f in finished)
+        load1 = os.getloadavg()
     finally:
         for w in workers:
             w.join(30)
@@ -227,7 +244,15 @@ def fleet(root: Path, pki: Pki, hubs: int, scale: float) -> dict:
     total = n_per_hub * hubs
     exact = counts["events"] == total and counts["duplicate_events"] == 0 and counts["batches"] > 0
     return {"hubs": hubs, "events": total, "per_hub": n_per_hub, "seconds": elapsed, "exactly_once": exact, "setup_s": setup_s,
-            "district_events": counts["events"]}
+            "district_events": counts["events"], "cpu": cpu, "load": (load0[0], load1[0])}
+
+
+def _fleet_line(fl: dict) -> str:
+    cpu = ", ".join(f"{k} {v:.1f}" for k, v in fl["cpu"].items())
+    return (f"fleet: {fl['hubs']} hubs x {fl['per_hub']} events = {fl['events']} in {fl['seconds']:.1f} s "
+            f"({fl['events'] / fl['seconds']:.0f} events/s), exactly once: {fl['exactly_once']} ({fl['district_events']} in the district), "
+            f"setup {fl['setup_s']:.0f} s\n  CPU seconds during the sync: {cpu} (sum {sum(fl['cpu'].values()):.1f} on {os.cpu_count()} cores); "
+            f"load average 1 min {fl['load'][0]:.1f} before, {fl['load'][1]:.1f} after")
 
 
 def main() -> None:
@@ -244,8 +269,7 @@ def main() -> None:
         pki = Pki(root / "pki")
         if args.only_fleet:
             fl = fleet(root / "fleet-run", pki, args.fleet_hubs, args.fleet_scale)
-            print(f"fleet: {fl['hubs']} hubs x {fl['per_hub']} events = {fl['events']} in {fl['seconds']:.1f} s "
-                  f"({fl['events'] / fl['seconds']:.0f} events/s), exactly once: {fl['exactly_once']}, setup {fl['setup_s']:.0f} s")
+            print(_fleet_line(fl))
             return
         day = school_day(root / "day", pki)
         print(f"school day: {day['events']} events, {day['raw_json'] / 1e6:.2f} MB JSON -> {day['wire'] / 1e6:.2f} MB on the wire "
@@ -255,8 +279,7 @@ def main() -> None:
         fl = None
         if not args.skip_fleet:
             fl = fleet(root / "fleet-run", pki, args.fleet_hubs, args.fleet_scale)
-            print(f"fleet: {fl['hubs']} hubs x {fl['per_hub']} events = {fl['events']} in {fl['seconds']:.1f} s "
-                  f"({fl['events'] / fl['seconds']:.0f} events/s), exactly once: {fl['exactly_once']}")
+            print(_fleet_line(fl))
         print("=== SUMMARY ===")
         print(f"school day to all acked       {day['seconds']:8.2f} s     (target <= 5 s)")
         print(f"wire / uncompressed JSON      {100 * day['wire'] / day['raw_json']:8.1f} %     (target <= 20 %)")
