@@ -51,12 +51,33 @@ def add(obj: Any, cart_id: str, name: str, slots: int, budget_w: float, class_na
 @carts.command("list")
 @click.pass_obj
 def list_(obj: Any) -> None:
-    """Carts with their firmware, last contact and open alerts."""
-    from edge.devices import service
+    """Carts with their firmware, last contact, open alerts, lock and last lock command."""
+    from edge.devices import lock, service
 
     _, db = _db(obj)
     for c in service.carts(db):
-        click.echo(f"{c['id']}\t{c['name']}\tfw {c['fw'] or '-'}\tlast seen {c['last_seen'] or 'never'}\talerts {len(c['alerts'])}")
+        tele = c["telemetry"] or {}
+        door = {1: "locked", 0: "unlocked"}.get(tele.get("lock"), "lock -")
+        cmd = lock.latest(db, c["id"])
+        last = f"\tlast lock command {cmd['op']} {cmd['status']}" if cmd else ""
+        click.echo(f"{c['id']}\t{c['name']}\tfw {c['fw'] or '-'}\tlast seen {c['last_seen'] or 'never'}\talerts {len(c['alerts'])}\t{door}{last}")
+
+
+@carts.command("lock")
+@click.argument("cart_id")
+@click.option("--unlock", is_flag=True, help="Unlock instead of lock.")
+@click.pass_obj
+def lock_cmd(obj: Any, cart_id: str, unlock: bool) -> None:
+    """Lock (or --unlock) a cart's door: sent with the reply to its next report; the cart
+    refuses to unlock during a thermal cut-off. `carts list` shows the outcome."""
+    from edge.devices import lock, service
+
+    _, db = _db(obj)
+    try:
+        cmd = lock.request(db, cart_id, "unlock" if unlock else "lock", None, "cli", None)
+    except service.FleetError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"command {cmd['id']} ({cmd['op']}) queued for {cart_id}")
 
 
 @carts.command("firmware-import")

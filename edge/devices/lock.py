@@ -30,7 +30,8 @@ FINAL_FROM_CART = ("done", "refused")
 
 def request(db: Database, cart_id: str, op: str, user_id: int | None, role: str, class_ids: list[int] | None) -> dict[str, Any]:
     """Queue a lock/unlock command. ``class_ids`` None: an admin, any cart; else a
-    teacher, only the carts of their classes (others are 404, as if absent)."""
+    teacher, only the carts of their classes (others are 404, as if absent).
+    ``role``: who asked, as the district sees it (teacher, admin, cli)."""
     if op not in ("lock", "unlock"):
         raise FleetError(422, "bad-lock-op", "op must be lock or unlock")
     now = time.time()
@@ -41,8 +42,8 @@ def request(db: Database, cart_id: str, op: str, user_id: int | None, role: str,
         for old in db.execute("SELECT id FROM cart_commands WHERE cart_id = ? AND status IN ('queued', 'sent', 'waiting')", (cart_id,)).fetchall():
             _finish(db, old[0], "superseded", "a newer command replaced it", now)
         cur = db.conn.execute(
-            "INSERT INTO cart_commands (cart_id, op, status, requested_by, requested_at) VALUES (?, ?, 'queued', ?, ?)",
-            (cart_id, op, user_id, now),
+            "INSERT INTO cart_commands (cart_id, op, status, requested_by, requested_as, requested_at) VALUES (?, ?, 'queued', ?, ?, ?)",
+            (cart_id, op, user_id, role, now),
         )
         cid = int(cur.lastrowid or 0)
     log.info("cart lock command queued", extra={"cart": cart_id, "op": op, "command": cid, "role": role})
@@ -99,8 +100,7 @@ def acknowledge(db: Database, cart_id: str, prev: dict[str, Any] | None, msg: di
 def _finish(db: Database, cid: int, status: str, detail: str | None, now: float) -> None:
     db.conn.execute("UPDATE cart_commands SET status = ?, detail = ?, acked_at = ? WHERE id = ?", (status, detail, now, cid))
     cart_id, op, by, role, at = db.execute(
-        "SELECT c.cart_id, c.op, c.requested_by, u.role, c.requested_at FROM cart_commands c LEFT JOIN users u ON u.id = c.requested_by "
-        "WHERE c.id = ?", (cid,)
+        "SELECT cart_id, op, requested_by, requested_as, requested_at FROM cart_commands WHERE id = ?", (cid,)
     ).fetchone()
     outbox.append(db, "cart.lock", {"cart": cart_id, "command": cid, "op": op, "result": status, "detail": detail,
                                     "by_user": by, "by_role": role, "requested_at": at, "at": now})

@@ -144,3 +144,25 @@ def test_an_ack_for_another_carts_command_is_ignored(hub: HubEnv) -> None:
     post(hub, key2, telemetry("cart-2", 1))
     post(hub, key, telemetry("cart-1", 1, ack={"id": cid, "op": "unlock", "result": "done"}))
     assert hub.sql("SELECT status FROM cart_commands WHERE id = ?", (cid,)) == [("sent",)]
+
+
+def run_cli(h: HubEnv, *args: str) -> Any:
+    from click.testing import CliRunner
+
+    from edge.cli import main as cli
+
+    return CliRunner().invoke(cli, ["--data-dir", str(h.config.hub.data_dir), *args], env={"HUB_CONFIG": ""})
+
+
+def test_the_hub_admin_locks_and_unlocks_from_the_command_line(hub: HubEnv) -> None:
+    key = enrol_cart(hub)
+    r = run_cli(hub, "carts", "lock", "cart-1", "--unlock")
+    assert r.exit_code == 0, r.output
+    cid = hub.sql("SELECT id FROM cart_commands")[0][0]
+    assert post(hub, key, telemetry("cart-1", 1)).get_json()["cmds"] == [{"op": "unlock", "id": cid}]
+    post(hub, key, telemetry("cart-1", 2, lock=0, ack={"id": cid, "op": "unlock", "result": "done"}))
+    listing = run_cli(hub, "carts", "list").output
+    assert "unlocked" in listing and "last lock command unlock done" in listing
+    assert [(e["result"], e["by_role"], e["by_user"]) for e in lock_events(hub)] == [("done", "cli", None)]
+    r = run_cli(hub, "carts", "lock", "no-such-cart")
+    assert r.exit_code != 0 and "no cart no-such-cart" in r.output

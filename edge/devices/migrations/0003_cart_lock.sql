@@ -8,6 +8,7 @@ CREATE TABLE cart_commands (
     status        TEXT NOT NULL CHECK (status IN ('queued', 'sent', 'waiting', 'done', 'refused', 'superseded', 'expired')),
     detail        TEXT,
     requested_by  INTEGER REFERENCES users(id) ON DELETE SET NULL,
+    requested_as  TEXT NOT NULL,                -- 'teacher', 'admin', or 'cli' (the hub admin's local command)
     requested_at  REAL NOT NULL,
     sent_at       REAL,
     sent_ctr      INTEGER,                      -- the counter of the request whose reply carried it
