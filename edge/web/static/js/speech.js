@@ -1,7 +1,7 @@
 // The lesson-record page (课堂实录): search every transcript, open a hit and the
 // recording plays from that moment; chapters and timed transcript; exports; live
-// captions of a lesson being recorded. Transcript text only ever reaches the page
-// through textContent.
+// captions of a lesson being recorded; recording from this device's microphone
+// (speech-record.js). Transcript text only ever reaches the page through textContent.
 
 import { api, ApiError } from "./api.js";
 import { setupRecorder } from "./speech-record.js";
