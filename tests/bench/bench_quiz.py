@@ -6,7 +6,15 @@ The hub runs as deployed (``classroom-hub serve``, 2 gthread workers, synchronou
 the demo classroom plus ten more students (55). Each client is a signed-in student on its
 own enrolled tablet with a keep-alive connection; the 55 clients are threads spread over
 5 processes (so the Python client's GIL does not queue the requests it is timing), and
-every request is timed from just before it is written to when its response is read.
+every request is timed from just before it is written to when its response is read. The
+clients run on the hub's cores, so they are as cheap as we can make them: raw sockets,
+headers formatted once, only the body built per request (their CPU per request is printed).
+
+For every phase the benchmark also prints the CPU the hub's processes spent per request
+(user+system of arbiter and workers, from psutil) and the clients' own, and for answers the
+group-commit counters from the hub's /metrics (answers per commit, writer-thread CPU per
+answer, time the write lock was held per commit). CPU per request hardly depends on what
+else the machine is doing; latencies and rates do.
 
 - Burst: in each of ``--rounds`` rounds the 55 clients wait at one barrier and then each
   submit one answer (``POST /api/v1/quiz/answers``, a fresh client UUID) to that round's
