@@ -9,7 +9,7 @@ import uuid
 
 from tests.hub.support import assert_problem
 
-from .conftest import SECRET_EXPLANATION, SECRET_FILL, QuizRoom
+from .conftest import SECRET_EXPLANATION, SECRET_FILL, Pupil, QuizRoom, make_room
 
 
 def _items(room: QuizRoom) -> tuple[int, int]:
@@ -313,3 +313,36 @@ def test_buzz_ties_are_broken_by_the_draw_not_by_who_is_listed_first(room: QuizR
     db.conn.executemany("INSERT INTO quiz_buzzes (round_id, student_id, arrived_ns, tiebreak) VALUES (77, ?, ?, ?)",
                         [(c, t, 5), (a, t + 2 * TIE_WINDOW_NS, 900), (b, t + 2 * TIE_WINDOW_NS + 1_000_000, 100)])
     assert [o["student_id"] for o in buzz_order(db, 77)] == [c, b, a]
+
+
+def test_answers_arriving_together_share_commits_and_each_counts_once(hub) -> None:  # type: ignore[no-untyped-def]
+    # Students answer at the same instant: the group writer batches them, and what it keeps
+    # per batch (the question's row, its answered count) must still give every answer its
+    # own statement, its own live event and a count that ends at the class size.
+    import threading
+
+    from edge.quiz.writer import ANSWERS, BATCHES
+
+    room = make_room(hub, n_students=12)
+    single, _ = _items(room)
+    sid = room.start([single])
+    batches0, answers0 = BATCHES._value.get(), ANSWERS._value.get()
+    barrier = threading.Barrier(len(room.pupils))
+    results: list[int] = []
+
+    def answer(p: Pupil) -> None:
+        barrier.wait()
+        results.append(room.answer(p, sid, single, {"choices": [1]}).status_code)
+
+    threads = [threading.Thread(target=answer, args=(p,)) for p in room.pupils]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert results == [201] * 12
+    assert room.env.count("quiz_answers", "session_id = ?", (sid,)) == 12
+    assert room.env.count("outbox", "type = 'xapi.statement'") == 12
+    counts = sorted(json.loads(d)["answered"] for (d,) in room.env.sql("SELECT data FROM live_events WHERE type = 'quiz.answer'"))
+    assert counts == list(range(1, 13))
+    assert ANSWERS._value.get() - answers0 == 12
+    assert 1 <= BATCHES._value.get() - batches0 <= 12
