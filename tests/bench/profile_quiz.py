@@ -1,15 +1,17 @@
 """Where the CPU of one quiz answer goes, inside the hub (a profiling aid, not a benchmark).
 
-    .venv/bin/python tests/bench/profile_quiz.py [--answers 600] [--top 30] [--no-profile]
+    .venv/bin/python tests/bench/profile_quiz.py [--answers 600] [--top 30] [--sort tottime] [--no-profile]
 
 Builds the real app (``edge.app.create_app``) on a seeded demo classroom in this
-process, signs in students on enrolled tablets through the API, and sends answers
-through Flask's test client one after another (one per student and question, as in
-the burst). Prints the CPU time per request (process CPU: the request thread plus the
-answer writer thread) for ``POST /api/v1/quiz/answers`` and for ``GET /api/v1/me``
-(the trivial authenticated GET), and then cProfile tables for the request thread and
-for the writer thread. CPU time, not wall time, so the figure means something on a
-busy machine.
+process, signs in students on enrolled tablets through the API, and prints, all as CPU
+time (not wall time, so the figures mean something on a busy machine; Flask's test client
+is included in every figure):
+- a burst: every student answers the same question at once, in threads, for several rounds
+  (the writer commits batches, as in class): CPU per answer, and the writer thread's share;
+- ``GET /api/v1/me`` (the trivial authenticated GET) one after another: CPU per request;
+- answers one after another: CPU per answer (batches of one) and the request thread's part;
+- cProfile tables (timer: thread CPU) of the request thread for sequential answers, and of
+  the writer thread during a second burst.
 """
 
 from __future__ import annotations
@@ -75,7 +77,7 @@ def main() -> int:
     session, items = new_session(c, teacher, class_id, n_items)
     plan = [(clients[k % len(clients)], items[k // len(clients)]) for k in range(args.answers)]
 
-    def answers(p: list[Any], first: int = 0) -> None:
+    def answers(p: list[Any]) -> None:
         for (sid, h), item in p:
             r = c.post("/api/v1/quiz/answers", headers=h, json={"client_id": str(uuid.uuid4()), "session_id": session, "item_id": item,
                                                                  "student_id": sid, "response": {"choices": [1]}, "answered_at": time.time()})
