@@ -13,8 +13,7 @@ a few adjacent pages; the only index on a random key is ``statements``'
 statement id, and that table holds ids only (the statement's text is the
 event's payload, joined when forwarding to an LRS). A second index on every
 event id and a second copy of every statement made each commit write several
-times the data (41,000 vs 78,000 events/s in ``tests/bench/bench_sync.py``'s
-store figures).
+times the data (README, "Benchmarks > District sync", has the figures).
 
 Both backends run the same statements; only the placeholder and the "ignore a
 duplicate" spelling differ.

@@ -18,7 +18,12 @@ the hub's uplink agent reading a real hub database.
 3. Fleet: N hubs, each with its own certificate and a day of data (``--fleet-scale``
    scales the students per class: 1.0 is the full day above), all starting at
    once against one Mosquitto and two ingest instances sharing the load. Checks
-   that every event arrived exactly once; reports total time and events/s.
+   that every event arrived exactly once; reports total time and events/s, and
+   the CPU seconds of the broker, each ingest and the hub agents.
+4. ``--only-store HUBS``: the district's write path alone (decode + the SQLite
+   store), HUBS x a full day, the batches of all hubs interleaved as they arrive:
+   group commit (16 batches per transaction, as district-ingest does under load)
+   against one commit per batch, in the same run, each into a fresh database.
 """
 
 from __future__ import annotations
@@ -173,7 +178,8 @@ def _fleet_worker(configs: list, go, results) -> None:
     while waiting:
         waiting = [a for a in waiting if not a.uplink.drained()]
         time.sleep(0.2)
-    results.put((time.monotonic(), time.process_time() - cpu0))
+    results.put((time.monotonic(), time.process_time() - cpu0, sum(a.uplink.progress.resent_batches for a in agents),
+                 sum(a.uplink.progress.sent_batches for a in agents)))
     for a in agents:
         a.uplink.stop()
 
@@ -192,7 +198,9 @@ def fleet(root: Path, pki: Pki, hubs: int, scale: float) -> dict:
     made = []
     t_setup = time.monotonic()
     for i in range(hubs):
-        h = make_hub(root / "fleet", broker, pki, sync={"inflight_batches": 4, "ack_timeout_s": 30.0})
+        # 311 hubs x 4 batches in flight queue for minutes at the district: a 30 s ack
+        # time-out would re-send batches that are merely waiting their turn.
+        h = make_hub(root / "fleet", broker, pki, sync={"inflight_batches": 4, "ack_timeout_s": 300.0})
         h.db.conn.close()
         shutil.copy(template.config.db_path, h.config.db_path)
         for suffix in ("-wal", "-shm"):
@@ -231,6 +239,7 @@ def fleet(root: Path, pki: Pki, hubs: int, scale: float) -> dict:
         elapsed = max(f[0] for f in finished) - t0  # CLOCK_MONOTONIC is one clock for every process
         cpu = {k: _cpu(p) - cpu0[k] for k, p in [("broker", broker.proc.pid), *[(f"ingest {i + 1}", ing.proc.pid) for i, ing in enumerate(ingests)]]}
         cpu["hub agents"] = sum(f[1] for f in finished)
+        resent, sent = sum(f[2] for f in finished), sum(f[3] for f in finished)
         load1 = os.getloadavg()
     finally:
         for w in workers:
@@ -240,19 +249,62 @@ def fleet(root: Path, pki: Pki, hubs: int, scale: float) -> dict:
         for ing in ingests:
             ing.stop()
         broker.stop()
+    db_bytes = sum(Path(str(root / "fleet.sqlite3") + suffix).stat().st_size for suffix in ("", "-wal") if Path(str(root / "fleet.sqlite3") + suffix).exists())
     counts = store.counts()
     total = n_per_hub * hubs
     exact = counts["events"] == total and counts["duplicate_events"] == 0 and counts["batches"] > 0
     return {"hubs": hubs, "events": total, "per_hub": n_per_hub, "seconds": elapsed, "exactly_once": exact, "setup_s": setup_s,
-            "district_events": counts["events"], "cpu": cpu, "load": (load0[0], load1[0])}
+            "district_events": counts["events"], "cpu": cpu, "load": (load0[0], load1[0]), "sent": sent, "resent": resent, "db_bytes": db_bytes}
 
 
 def _fleet_line(fl: dict) -> str:
     cpu = ", ".join(f"{k} {v:.1f}" for k, v in fl["cpu"].items())
     return (f"fleet: {fl['hubs']} hubs x {fl['per_hub']} events = {fl['events']} in {fl['seconds']:.1f} s "
             f"({fl['events'] / fl['seconds']:.0f} events/s), exactly once: {fl['exactly_once']} ({fl['district_events']} in the district), "
-            f"setup {fl['setup_s']:.0f} s\n  CPU seconds during the sync: {cpu} (sum {sum(fl['cpu'].values()):.1f} on {os.cpu_count()} cores); "
+            f"setup {fl['setup_s']:.0f} s, {fl['sent']} batches sent ({fl['resent']} re-sent), district SQLite + WAL {fl['db_bytes'] / 1e9:.1f} GB\n"
+            f"  CPU seconds during the sync: {cpu} (sum {sum(fl['cpu'].values()):.1f} on {os.cpu_count()} cores); "
             f"load average 1 min {fl['load'][0]:.1f} before, {fl['load'][1]:.1f} after")
+
+
+def store_path(root: Path, hubs: int) -> dict:
+    """District write path alone: decode + ingest_many, grouped vs one commit per batch."""
+    from sync.district.ingest import no_gc
+    from sync.wire.batch import decode, encode
+
+    root.mkdir(parents=True)
+    pki = Pki(root / "pki")
+    template = make_hub(root, Broker(root / "unused-broker", pki), pki, identity=False)
+    write_day(template.db, template.hub_id)
+    rows = outbox.read_after(template.db, 0, 10**9)
+    messages = []
+    for h in range(hubs):
+        # Each hub its own event ids: statement ids are a district-wide key.
+        prefix = f"{h:08x}"
+        hub_id = f"{prefix}-0000-4000-8000-000000000000"
+        mine = [(seq, prefix + eid[8:], *rest) for seq, eid, *rest in rows]
+        batches = []
+        for i in range(0, len(mine), 1900):  # what the agent's limits cut a day into
+            chunk = mine[i:i + 1900]
+            raw = b"".join(event_line(*r) for r in chunk)
+            batches.append(encode(DISTRICT, "school-1", hub_id, chunk[0][0], chunk[-1][0], len(chunk), raw, 0.0))
+        messages.append(batches)
+    # Batches interleaved across hubs, as they reach the district.
+    order = [m for group in zip(*messages, strict=True) for m in group]
+    out = {}
+    for label, group_size in (("one commit per batch", 1), ("group commit (16)", 16)):
+        store = open_store(f"sqlite:///{root / (str(group_size) + '.sqlite3')}")
+        t0, c0 = time.monotonic(), time.process_time()
+        n = 0
+        for i in range(0, len(order), group_size):
+            with no_gc():  # as district-ingest does around a group
+                batches = [decode(m, 8 * 1_048_576, 20_000) for m in order[i:i + group_size]]
+                store.ingest_many([(b.header, b.events) for b in batches], time.time())
+                n += sum(b.header.count for b in batches)
+        wall, cpu = time.monotonic() - t0, time.process_time() - c0
+        counts = store.counts()
+        store.close()
+        out[label] = {"events": n, "wall": wall, "cpu_us": cpu / n * 1e6, "stored": counts["events"]}
+    return out
 
 
 def main() -> None:
@@ -261,11 +313,20 @@ def main() -> None:
     ap.add_argument("--fleet-scale", type=float, default=0.1)
     ap.add_argument("--skip-fleet", action="store_true")
     ap.add_argument("--only-fleet", action="store_true", help="Skip the school day and the baseline.")
+    ap.add_argument("--only-store", type=int, metavar="HUBS", help="Only the district write path, HUBS x a full day.")
     args = ap.parse_args()
     # run_all.py stops a benchmark with SIGINT/SIGTERM: unwind so brokers and ingests are stopped.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     root = Path(tempfile.mkdtemp(prefix="bench-sync-"))
     try:
+        if args.only_store:
+            res = store_path(root / "store", args.only_store)
+            for label, r in res.items():
+                print(f"district store, {label}: {r['events']} events in {r['wall']:.1f} s = {r['events'] / r['wall']:.0f} events/s, "
+                      f"{r['cpu_us']:.1f} us CPU per event (decode + store), {r['stored']} stored")
+            a, b = res.values()
+            print(f"group commit vs one commit per batch: {a['wall'] / b['wall']:.2f}x faster; load average {os.getloadavg()[0]:.1f}")
+            return
         pki = Pki(root / "pki")
         if args.only_fleet:
             fl = fleet(root / "fleet-run", pki, args.fleet_hubs, args.fleet_scale)
