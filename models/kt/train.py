@@ -45,9 +45,11 @@ from models.kt.features import FEATURES, RAW, sequence_features
 class DKT(nn.Module):
     """LSTM over (skill, correct) tokens; with ``features``, also the per-skill counts of ``features.py``:
     the counts of the skill just answered go into the LSTM input, and every skill's own counts
-    add to that skill's output logit (weights shared plus a per-skill correction)."""
+    add to that skill's output logit (weights shared plus a per-skill correction), and the answer just
+    given adds a learnt amount to every skill's logit directly (a split row is often one of several rows
+    of the same problem tagged with several skills: the LSTM need not learn to carry that)."""
 
-    def __init__(self, num_skills: int, hidden: int, dropout: float, use_features: bool = False) -> None:
+    def __init__(self, num_skills: int, hidden: int, dropout: float, use_features: bool = False, head: int = 0) -> None:
         super().__init__()
         self.num_skills = num_skills
         self.hidden = hidden
@@ -61,6 +63,18 @@ class DKT(nn.Module):
             self.feat_w = nn.Parameter(torch.zeros(FEATURES))
             self.feat_v = nn.Embedding(num_skills, FEATURES)
             nn.init.zeros_(self.feat_v.weight)
+            self.skip = nn.Embedding(2 * num_skills, num_skills)
+            nn.init.zeros_(self.skip.weight)
+        # head > 0: a small MLP per skill over (the student's state, the skill, the skill's counts), so the
+        # prediction for skill k can depend on k's own history non-linearly (e.g. "wrong last time, after a
+        # long right streak"). Written as sums so the exported step computes all skills with one broadcast.
+        self.head = head
+        if head:
+            self.head_h = nn.Linear(hidden, head)
+            self.head_k = nn.Embedding(num_skills, head)
+            self.head_f = nn.Linear(FEATURES, head, bias=False) if use_features else None
+            self.head_out = nn.Linear(head, 1, bias=False)
+            nn.init.zeros_(self.head_out.weight)
 
     @property
     def state_widths(self) -> tuple[int, int]:
@@ -73,18 +87,31 @@ class DKT(nn.Module):
         if self.use_features:
             x = x + self.feat_in(fcur)
         y, state = self.lstm(x, state)
-        return self.out(self.drop(y)), state
+        self._y = self.drop(y)  # read by next_logit/all_logits (the head needs the hidden outputs)
+        logits = self.out(self._y)
+        if self.use_features:
+            logits = logits + self.skip(tokens)
+        return logits, state
 
     def next_logit(self, logits: torch.Tensor, nskill: torch.Tensor, fnext: torch.Tensor | None) -> torch.Tensor:
         picked = logits.gather(2, nskill.unsqueeze(2)).squeeze(2)
         if self.use_features:
             picked = picked + (fnext * (self.feat_w + self.feat_v(nskill))).sum(-1)
+        if self.head:
+            z = self.head_h(self._y) + self.head_k(nskill)
+            if self.head_f is not None:
+                z = z + self.head_f(fnext)
+            picked = picked + self.head_out(torch.relu(z)).squeeze(-1)
         return picked
 
 
-def _torch_features(n: torch.Tensor, c: torch.Tensor, last: torch.Tensor, streak: torch.Tensor, just: torch.Tensor, sign: torch.Tensor) -> torch.Tensor:
+def _torch_features(n: torch.Tensor, c: torch.Tensor, last: torch.Tensor, streak: torch.Tensor, gap: torch.Tensor, just: torch.Tensor, sign: torch.Tensor
+                    ) -> torch.Tensor:
     """``features.features`` in torch, for the exported graph."""
-    return torch.stack([torch.log1p(n), torch.log1p(c), torch.log1p(n - c), last, torch.sign(streak) * torch.log1p(streak.abs()), just, sign], dim=-1)
+    seen = (n > 0).to(torch.float32)
+    return torch.stack(
+        [torch.log1p(n), torch.log1p(c), torch.log1p(n - c), last, torch.sign(streak) * torch.log1p(streak.abs()), torch.log1p(gap) * seen, just, sign], dim=-1
+    )
 
 
 class DKTStep(nn.Module):
@@ -102,7 +129,7 @@ class DKTStep(nn.Module):
             return torch.sigmoid(logits[:, 0, :]), h2[0], c2[0]
         k = m.num_skills
         raw = c[:, m.hidden :].reshape(-1, k, RAW)
-        n, cor, last, streak = raw[:, :, 0], raw[:, :, 1], raw[:, :, 2], raw[:, :, 3]
+        n, cor, last, streak, gap = raw[:, :, 0], raw[:, :, 1], raw[:, :, 2], raw[:, :, 3], raw[:, :, 4]
         hot = nn.functional.one_hot(skill, k).to(torch.float32)
         y = correct.to(torch.float32).unsqueeze(1)
         sign = 2 * y - 1
@@ -111,11 +138,16 @@ class DKTStep(nn.Module):
         last = hot * sign + (1 - hot) * last
         grown = torch.where(y > 0, torch.where(streak > 0, streak + 1, torch.ones_like(streak)), torch.where(streak < 0, streak - 1, -torch.ones_like(streak)))
         streak = hot * grown + (1 - hot) * streak
-        f_all = _torch_features(n, cor, last, streak, hot, hot * sign)
+        gap = (1 - hot) * (gap + 1)
+        f_all = _torch_features(n, cor, last, streak, gap, hot, hot * sign)
         f_cur = (f_all * hot.unsqueeze(2)).sum(1).unsqueeze(1)
         logits, (h2, c2) = m(token, f_cur, (h.unsqueeze(0), c[:, : m.hidden].unsqueeze(0)))
         logits = logits[:, 0, :] + (f_all * (m.feat_w + m.feat_v.weight)).sum(-1)
-        raw2 = torch.stack([n, cor, last, streak], dim=-1).reshape(-1, k * RAW)
+        if m.head:
+            assert m.head_f is not None
+            z = m.head_h(h2[0]).unsqueeze(1) + m.head_k.weight.unsqueeze(0) + m.head_f(f_all)
+            logits = logits + m.head_out(torch.relu(z)).squeeze(-1)
+        raw2 = torch.stack([n, cor, last, streak, gap], dim=-1).reshape(-1, k * RAW)
         return torch.sigmoid(logits), h2[0], torch.cat([c2[0], raw2], dim=1)
 
 
@@ -205,37 +237,60 @@ def run_epoch(model: DKT, seqs: list[Prepared], batch: int, chunk: int, opt: tor
     return total / count, np.concatenate(scores), np.concatenate(labels)
 
 
-def fit_pooled_bkt(seqs: list[Sequence], iters: int = 150, max_len: int = 200) -> dict[str, float]:
-    """One BKT parameter set for all skills (maximum likelihood by gradient descent)."""
+def _bkt_nll(params: np.ndarray, obs: np.ndarray, mask: np.ndarray) -> float:
+    """Negative log-likelihood of pooled BKT (prior, learn, guess, slip) on [N, T] answer runs."""
+    prior, learn, guess, slip = params
+    p = np.full(obs.shape[0], prior)
+    nll = 0.0
+    # Candidates at the edges (a parameter of ~0 or ~1) overflow here; their NaN likelihood loses every comparison.
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        for t in range(obs.shape[1]):
+            o, m = obs[:, t], mask[:, t]
+            pc = np.clip(p * (1 - slip) + (1 - p) * guess, 1e-9, 1 - 1e-9)
+            nll -= float((m * np.where(o > 0, np.log(pc), np.log(1 - pc))).sum())
+            post = np.where(o > 0, p * (1 - slip) / pc, p * slip / (1 - pc))
+            p = np.where(m > 0, post + (1 - post) * learn, p)
+    return nll
+
+
+def fit_pooled_bkt(seqs: list[Sequence], max_len: int = 200) -> dict[str, float]:
+    """One BKT parameter set for all skills: maximum likelihood by a shrinking coordinate search.
+
+    No gradients: the earlier autograd fit went to NaN on the whole split (an infinite value in
+    the branch of a where() not taken), and 4 parameters need only a few hundred likelihood passes.
+    """
     subs: list[np.ndarray] = []
     for s in seqs:
         for k in np.unique(s.skills):
             subs.append(s.correct[s.skills == k][:max_len])
     n = max(len(x) for x in subs)
-    obs = np.zeros((len(subs), n), dtype=np.float32)
-    mask = np.zeros((len(subs), n), dtype=np.float32)
+    obs = np.zeros((len(subs), n), dtype=np.float64)
+    mask = np.zeros((len(subs), n), dtype=np.float64)
     for i, x in enumerate(subs):
         obs[i, : len(x)] = x
         mask[i, : len(x)] = 1
-    obs_t, mask_t = torch.from_numpy(obs), torch.from_numpy(mask)
-    raw = torch.tensor([-1.0, -2.0, -1.5, -2.0], requires_grad=True)  # logits of prior, learn, guess, slip
-    opt = torch.optim.Adam([raw], lr=0.05)
-    for _ in range(iters):
-        prior, learn, guess, slip = torch.sigmoid(raw)
-        guess, slip = guess * 0.5, slip * 0.5  # keep the model identifiable: guess, slip < 0.5
-        p = prior.expand(len(subs))
-        nll = torch.zeros(())
-        for t in range(n):
-            pc = p * (1 - slip) + (1 - p) * guess
-            o, m = obs_t[:, t], mask_t[:, t]
-            nll = nll - (m * (o * torch.log(pc + 1e-9) + (1 - o) * torch.log(1 - pc + 1e-9))).sum()
-            post = torch.where(o > 0, p * (1 - slip) / (pc + 1e-9), p * slip / (1 - pc + 1e-9))
-            p = torch.where(m > 0, post + (1 - post) * learn, p)
-        opt.zero_grad()
-        nll.backward()
-        opt.step()
-    prior, learn, guess, slip = torch.sigmoid(raw).detach().tolist()
-    return {"prior": round(prior, 4), "learn": round(learn, 4), "guess": round(guess * 0.5, 4), "slip": round(slip * 0.5, 4)}
+    # Logits of prior, learn, 2*guess, 2*slip (guess, slip < 0.5 keeps the model identifiable).
+    def params(z: np.ndarray) -> np.ndarray:
+        q = 1 / (1 + np.exp(-z))
+        return np.array([q[0], q[1], q[2] * 0.5, q[3] * 0.5])
+
+    z = np.array([-1.0, -2.0, -1.5, -2.0])
+    best = _bkt_nll(params(z), obs, mask)
+    step = 1.0
+    while step > 0.01:
+        improved = False
+        for i in range(4):
+            for d in (step, -step):
+                cand = z.copy()
+                cand[i] += d
+                f = _bkt_nll(params(cand), obs, mask)
+                if f < best:
+                    z, best, improved = cand, f, True
+                    break
+        if not improved:
+            step /= 2
+    prior, learn, guess, slip = params(z).tolist()
+    return {"prior": round(prior, 4), "learn": round(learn, 4), "guess": round(guess, 4), "slip": round(slip, 4)}
 
 
 def export_onnx(model: DKT, path: Path) -> None:
@@ -317,6 +372,20 @@ def refresh_golden(manifest_path: Path) -> None:
     manifest_path.write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
+def bkt_fallback(train: list[Sequence]) -> dict[str, object]:
+    bkt: dict[str, object] = dict(fit_pooled_bkt(train))
+    bkt["fitted_on"] = f"pooled over skills, all {len(train)} students of builder_train.csv with >= 2 answers (first 200 answers per student and skill)"
+    return bkt
+
+
+def refit_bkt(manifest_path: Path, data: Path) -> None:
+    """Refit only the BKT fallback of a manifest on the whole training split (the network is untouched)."""
+    manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    manifest["bkt_fallback"] = bkt_fallback(read_split(data / TRAIN_FILE))
+    print(json.dumps({"pooled_bkt": manifest["bkt_fallback"]}), flush=True)
+    manifest_path.write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
 def split_validation(train: list[Sequence], seed: int) -> tuple[list[Sequence], list[Sequence]]:
     """Model selection on 10 % of the training students; the test split is not looked at until the end."""
     idx = list(range(len(train)))
@@ -328,12 +397,14 @@ def split_validation(train: list[Sequence], seed: int) -> tuple[list[Sequence], 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--refresh-golden", type=Path, help="only recompute the golden case of this manifest")
+    ap.add_argument("--refit-bkt", type=Path, help="only refit the BKT fallback of this manifest on the whole training split")
     ap.add_argument("--from-checkpoint", type=Path, help="export and evaluate the best weights of a stopped run (same --hidden, --features)")
     ap.add_argument("--data", type=Path, default=DEFAULT_DIR)
     ap.add_argument("--out", type=Path, default=Path(__file__).resolve().parent)
     ap.add_argument("--version", default="dkt-1")
     ap.add_argument("--hidden", type=int, default=128)
     ap.add_argument("--features", action="store_true", help="feed the per-skill answer counts of features.py (state grows by 4 floats per skill)")
+    ap.add_argument("--head", type=int, default=0, help="width of the per-skill MLP output head (0: linear output only; needs --features)")
     ap.add_argument("--epochs", type=int, default=12)
     ap.add_argument("--patience", type=int, default=3, help="stop after this many epochs without a better validation AUC")
     ap.add_argument("--batch", type=int, default=32)
@@ -349,13 +420,19 @@ def main() -> None:
     if args.refresh_golden:
         refresh_golden(args.refresh_golden)
         return
+    if args.refit_bkt:
+        torch.set_num_threads(args.threads)
+        refit_bkt(args.refit_bkt, args.data)
+        return
+    if args.head and not args.features:
+        ap.error("--head needs --features")
 
     torch.manual_seed(args.seed)
     random.seed(args.seed)
     torch.set_num_threads(args.threads)
     train = read_split(args.data / TRAIN_FILE)
     fit, val = split_validation(train, args.seed)
-    model = DKT(args.num_skills, args.hidden, args.dropout, args.features)
+    model = DKT(args.num_skills, args.hidden, args.dropout, args.features, args.head)
     if args.from_checkpoint:
         saved = torch.load(args.from_checkpoint)
         model.load_state_dict(saved["state"])
@@ -408,14 +485,13 @@ def finish(model: DKT, args: argparse.Namespace, history: list[dict[str, float]]
     s2, y2 = onnx_scores(onnx_path, dedup_consecutive(test))
     dedup_auc = auc(s2, y2)
     print(json.dumps({"test_auc_onnx": round(test_auc, 4), "test_auc_dedup": round(dedup_auc, 4)}), flush=True)
-    bkt = fit_pooled_bkt(train)
-    bkt["fitted_on"] = f"pooled over skills, all {len(train)} students of builder_train.csv with >= 2 answers (first 200 answers per student and skill)"
+    bkt = bkt_fallback(train)
     print(json.dumps({"pooled_bkt": bkt}), flush=True)
 
     hw, cw = model.state_widths
     state_doc = f"LSTM cell ({model.hidden})"
     if model.use_features:
-        state_doc += f", then per skill: attempts, correct, last outcome, signed streak ({args.num_skills} x {RAW})"
+        state_doc += f", then per skill: attempts, correct, last outcome, signed streak, answers since ({args.num_skills} x {RAW})"
     blob = onnx_path.read_bytes()
     manifest = {
         "format": "classroom-hub.kt-model",
@@ -437,7 +513,7 @@ def finish(model: DKT, args: argparse.Namespace, history: list[dict[str, float]]
             "students_fit": n_fit,
             "students_validation": n_val,
             "hyperparameters": {
-                k: getattr(args, k) for k in ("hidden", "features", "epochs", "patience", "batch", "chunk", "lr", "lr_decay", "dropout", "seed")
+                k: getattr(args, k) for k in ("hidden", "features", "head", "epochs", "patience", "batch", "chunk", "lr", "lr_decay", "dropout", "seed")
             },
             "history": history,
             "seconds": round(train_s, 1),
