@@ -26,6 +26,7 @@ import threading
 import time
 from typing import Any
 
+from gunicorn import glogging
 from gunicorn.app.base import BaseApplication
 from gunicorn.arbiter import Arbiter
 
@@ -178,6 +179,7 @@ class HubApplication(BaseApplication):
             "worker_tmp_dir": str(c.run_dir),
             "proc_name": "classroom-hub",
             "accesslog": None,
+            "logger_class": "edge.server.gunicorn_app.HubGunicornLogger",
             "errorlog": "-",
             "loglevel": c.logging.level.lower(),
             "logconfig_dict": _log_config(c),
@@ -201,6 +203,19 @@ class HubApplication(BaseApplication):
 
     def run(self) -> None:
         HubArbiter(self).run()
+
+
+class HubGunicornLogger(glogging.Logger):
+    """gunicorn's logger without its access log.
+
+    With ``logconfig_dict`` set, gunicorn builds the access-log atoms of every request
+    (a strftime, every header and environ key lower-cased and escaped) and then drops the
+    line at WARNING: 26 µs of CPU per request for a tablet's GET, measured. Requests are
+    logged by the app's ``after_request`` hook instead, when ``logging.access_log`` is on.
+    """
+
+    def access(self, resp: Any, req: Any, environ: Any, request_time: Any) -> None:
+        return None
 
 
 def _log_config(c: HubConfig) -> dict[str, Any]:
