@@ -89,39 +89,45 @@ def _verify_session(token: str) -> Principal | None:
     if len(token) > 200:
         return None
     now = time.time()
-    row = db().execute(
+    device_token = _device_token()
+    device_hash = token_hash(device_token) if device_token and len(device_token) <= 200 else None
+    # One statement per request: the session, its person, and whether the device token
+    # sent with it is the active token of the device the session is bound to (``bound_ok``).
+    # Revocation, sign-out and expiry are read from the database on every request, as before.
+    conn = db().conn
+    row = conn.execute(
         """
         SELECT s.id, s.user_id, s.student_id, s.device_id,
                u.role, u.display_name, u.disabled,
-               st.name, st.class_id, st.active
+               st.name, st.class_id, st.active, d.id IS NOT NULL
         FROM sessions s
         LEFT JOIN users u ON u.id = s.user_id
         LEFT JOIN students st ON st.id = s.student_id
+        LEFT JOIN devices d ON d.id = s.device_id AND d.token_hash = ? AND d.revoked_at IS NULL AND d.expires_at > ?
         WHERE s.token_hash = ? AND s.ended_at IS NULL AND s.expires_at > ?
         """,
-        (token_hash(token), now),
+        (device_hash, now, token_hash(token), now),
     ).fetchone()
     if row is None:
         return None
-    session_id, user_id, student_id, device_id, role, display_name, disabled, st_name, st_class, st_active = row
+    session_id, user_id, student_id, device_id, role, display_name, disabled, st_name, st_class, st_active, bound_ok = row
     if user_id is not None:
         if disabled:
             return None
-        class_ids = [r[0] for r in db().execute("SELECT class_id FROM class_teachers WHERE user_id = ?", (user_id,))]
-        if role == ADMIN:
-            class_ids = [r[0] for r in db().execute("SELECT id FROM classes")]
-        principal = Principal(role, display_name, user_id=user_id, session_id=session_id, class_ids=class_ids)
-        if device_id is not None:
+        if device_id is not None and not bound_ok:
             # A staff session bound to a device dies with that device.
-            device = _active_device(_device_token())
-            if device is None or device[0] != device_id:
-                return None
+            return None
+        if role == ADMIN:
+            class_ids = [r[0] for r in conn.execute("SELECT id FROM classes")]
+        else:
+            class_ids = [r[0] for r in conn.execute("SELECT class_id FROM class_teachers WHERE user_id = ?", (user_id,))]
+        principal = Principal(role, display_name, user_id=user_id, session_id=session_id, class_ids=class_ids)
         g.principal = principal
         return principal
     if not st_active:
         return None
-    device = _active_device(_device_token())
-    if device is None or device[0] != device_id:
+    if device_id is None or not bound_ok:
+        # A student session is valid only with the token of its (unrevoked) tablet.
         return None
     principal = Principal(STUDENT, st_name, student_id=student_id, device_id=device_id, session_id=session_id, class_ids=[st_class])
     g.principal = principal
