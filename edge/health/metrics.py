@@ -12,6 +12,7 @@ import os
 import shutil
 import time
 from collections.abc import Iterator
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, multiprocess
 from prometheus_client.core import GaugeMetricFamily
@@ -24,6 +25,22 @@ LATENCY = Histogram(
     "hub_http_request_seconds", "Time to produce a response (streams: time to first byte)", ["endpoint"],
     buckets=(0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
 )
+# (method, endpoint, status) -> the children of REQUESTS and LATENCY. ``labels()`` takes the
+# metric's lock and builds a key on every call; the children never change, so each request
+# after the first of its kind finds them with one dict lookup (a racing first insert is
+# harmless: ``labels()`` returns the same children).
+_CHILDREN: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+
+
+def request_metrics(method: str, endpoint: str, status: int) -> tuple[Any, Any]:
+    """The request counter and latency histogram children for one kind of request."""
+    key = (method, endpoint, status)
+    children = _CHILDREN.get(key)
+    if children is None:
+        children = _CHILDREN[key] = (REQUESTS.labels(method, endpoint, str(status)), LATENCY.labels(endpoint))
+    return children
+
+
 LIVE_STREAMS = Gauge("hub_live_streams", "Open live-event (SSE) streams", multiprocess_mode="livesum")
 
 
