@@ -188,6 +188,11 @@ _writers_lock = threading.Lock()
 def writer_for(hub: Any) -> GroupWriter:
     """This app's writer (one per hub object; its thread is per process)."""
     key = id(hub)
+    # Every request of every thread asks (the app's before_request starts the writer): once
+    # the writer exists, a plain dict read answers without taking the lock.
+    w = _writers.get(key)
+    if w is not None:
+        return w
     with _writers_lock:
         w = _writers.get(key)
         if w is None:
