@@ -21,6 +21,7 @@ duplicate" spelling differ.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
 import time
@@ -31,6 +32,8 @@ from typing import Any, Protocol
 from sync.wire.batch import BatchHeader, Event
 
 XAPI_TYPE = "xapi.statement"
+# The district SQLite's WAL is checkpointed and truncated once it passes this size.
+WAL_LIMIT_BYTES = 256 * 1_048_576
 
 _TABLES = [
     """CREATE TABLE IF NOT EXISTS hubs (
@@ -180,7 +183,11 @@ class _SqlStore:
             except BaseException:
                 self._rollback()
                 raise
+            self._after_write()
         return out
+
+    def _after_write(self) -> None:
+        pass
 
     def _known_statements(self, cur: Any, ids: list[str]) -> set[str]:
         found: set[str] = set()
@@ -285,6 +292,19 @@ class SqliteStore(_SqlStore):
 
     def _begin(self, cur: Any) -> None:
         cur.execute("BEGIN IMMEDIATE")
+
+    def _after_write(self) -> None:
+        # With two ingest processes taking turns, SQLite's automatic (passive)
+        # checkpoints never find a moment to restart the WAL: in the full-day fleet
+        # it grew to 16 GB, and every page read searches a wal-index that grows with
+        # it. Past the limit, one full checkpoint waits its turn (busy_timeout) and
+        # truncates the file.
+        try:
+            size = os.stat(self.path + "-wal").st_size
+        except OSError:
+            return
+        if size > WAL_LIMIT_BYTES:
+            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
 
     def _commit(self) -> None:
         self._db.execute("COMMIT")
