@@ -214,6 +214,13 @@ def _rebuild_many(db: Database, student_ids: Sequence[int], model: KTModel) -> d
     return {s: last[i] for i, s in enumerate(ids)}
 
 
+def warm_up(db: Database) -> None:
+    """Load the active model and run one step, so the first answer of the day pays neither."""
+    model = active_model(db)
+    h, c = model.zero_state()
+    model.step(0, 1, h, c)
+
+
 def record_answer(
     db: Database,
     student_id: int,

@@ -32,9 +32,15 @@ def _fn(name: str) -> Callable[..., Any] | None:
     return _fns[name]
 
 
-def warm_up() -> None:
-    """Import personalised learning ahead of the first graded answer."""
+def warm_up(db: Database | None = None) -> None:
+    """Import personalised learning, and with ``db`` load its model, ahead of the first graded answer."""
     _fn("record_answer")
+    fn = _fn("warm_up")
+    if db is not None and fn is not None:
+        try:
+            fn(db)
+        except Exception as exc:  # learning not ready must not stop the quiz's writer
+            log.warning("learning warm-up failed", extra={"reason": str(exc)})
 
 
 def _guarded(db: Database, what: str, call: Callable[[], Any]) -> None:

@@ -106,8 +106,8 @@ class GroupWriter:
         # module (numpy, its model) costs a few hundred ms to load the first time.
         from edge.quiz.learning_hook import warm_up
 
-        warm_up()
         db = connect(*self._db_args)
+        warm_up(db)
         self._lock_path.parent.mkdir(parents=True, exist_ok=True)
         lock_fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o600)
         while True:
