@@ -62,7 +62,11 @@ def test_resampled_uploads_are_transcribed_like_the_original(fmt: str, hub: HubE
     rec = recording(hub, rec_id)
     assert rec["state"] == "done", rec
     errors = word_start_errors(REF_WORDS, words(rec))
-    assert len(errors) >= 5 and sorted(errors)[len(errors) // 2] <= 0.2, errors
+    # Telephone-band audio (8 kHz) loses everything above 4 kHz and vosk's output on it
+    # varies from run to run (5-7 words matched, median error 0.14-0.29 s seen), so it is
+    # held to the timestamp guarantee (0.5 s); a wrong rate would be off by seconds.
+    limit = 0.5 if fmt == "wav-8k" else 0.2
+    assert len(errors) >= 5 and sorted(errors)[len(errors) // 2] <= limit, errors
     if fmt == "mp4-video":
         assert rec["media_type"] == "video/mp4"
 
