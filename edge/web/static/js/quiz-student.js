@@ -21,8 +21,8 @@ let me = null;
 let events = null;
 let retryTimer = null;
 let flushing = false;
-// Every request of the signed-in student; aborted at sign-out so none goes out
-// (and comes back 401) after the session has ended.
+// Every request of the signed-in student; aborted at sign-out (and when the home
+// screen goes) so none goes out, and comes back 401, after the session has ended.
 let signedIn = new AbortController();
 const results = new Map(); // session id -> results
 const drafts = new Map(); // `${session}:${item}` -> response being built (multiple choice, blanks)
@@ -289,12 +289,15 @@ function stopLive() {
 
 async function onScreen(screen) {
   if (screen !== "screen-home") {
+    signedIn.abort();
     me = null;
     stopLive();
     if (card()) card().hidden = true;
     return;
   }
   if (me) return;
+  // A new sign-in: requests of the previous one stay aborted, these get a fresh signal.
+  if (signedIn.signal.aborted) signedIn = new AbortController();
   const { signal } = signedIn;
   try {
     const who = await api("GET", "/me", { signal });
@@ -306,17 +309,20 @@ async function onScreen(screen) {
   results.clear();
   $("#quiz-results").replaceChildren();
   await refresh();
+  if (signal.aborted) return; // signed out meanwhile: nothing more for an ended session
   await showPending();
+  if (signal.aborted) return;
   showNotebook();
-  if (!signal.aborted) startLive(); // signed out meanwhile: no stream for an ended session
+  startLive();
 }
 
 function main() {
   if (!card()) return;
   // Before student.js ends the session (capture phase runs first).
+  // The signal stays aborted until the next sign-in, so nothing started for this
+  // student (a late refresh, the notebook) can reach the hub after sign-out.
   $("#signout")?.addEventListener("click", () => {
     signedIn.abort();
-    signedIn = new AbortController();
     me = null;
     stopLive();
   }, { capture: true });
