@@ -353,7 +353,10 @@ class CurrentOut(Out):
 @bp.doc(summary="Open quiz sessions of my class: questions without keys, and my answers")
 def current() -> dict[str, Any]:
     sid, cid = _student()
-    return {"sessions": views.student_current(db(), cid, sid)}
+    sessions = views.student_current(db(), cid, sid)
+    if sessions:
+        writer_for(current_hub()).warm_learning()  # answers are about to come: load the mastery model now
+    return {"sessions": sessions}
 
 
 @bp.get("/quiz/sessions/<int:session_id>/mine")

@@ -64,6 +64,7 @@ class GroupWriter:
         self._queue: queue.Queue[_Job] = queue.Queue()
         self._thread: threading.Thread | None = None
         self._pid: int | None = None
+        self._warmed_pid: int | None = None
         self._start_lock = threading.Lock()
 
     def start(self) -> None:
@@ -89,6 +90,28 @@ class GroupWriter:
         assert job.result is not None
         return job.result
 
+    def warm_learning(self) -> None:
+        """Load the mastery model in this process now, off the request thread, once.
+
+        Asked when tablets fetch an open quiz (what they do when one starts): the first
+        answer round then does not pay the model's cold load, and a hub with no quiz
+        running does not hold the model in memory (~27 MB per worker).
+        """
+        with self._start_lock:
+            if self._warmed_pid == os.getpid():
+                return
+            self._warmed_pid = os.getpid()
+        threading.Thread(target=self._warm, name="quiz-learning-warm-up", daemon=True).start()
+
+    def _warm(self) -> None:
+        from edge.quiz.learning_hook import warm_up
+
+        db = connect(*self._db_args)
+        try:
+            warm_up(db)
+        finally:
+            db.conn.close()
+
     def _ensure_thread(self) -> None:
         if self._thread is not None and self._pid == os.getpid() and self._thread.is_alive():
             return
@@ -106,8 +129,8 @@ class GroupWriter:
         # module (numpy, its model) costs a few hundred ms to load the first time.
         from edge.quiz.learning_hook import warm_up
 
+        warm_up()
         db = connect(*self._db_args)
-        warm_up(db)
         self._lock_path.parent.mkdir(parents=True, exist_ok=True)
         lock_fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o600)
         while True:
