@@ -126,6 +126,9 @@ def test_pages_load_nothing_from_outside_the_hub_and_log_no_errors(hub, new_page
     page.locator("#login-form button[type=submit]").click()
     expect(page.locator("#users-body tr")).not_to_have_count(0)
     page.locator("#logout").click()
+    # The sign-out has reached the hub once the login form is back; going on before that
+    # let the teacher page ask /me with the admin's cookie and /classes after the revoke.
+    expect(page.locator("#screen-login")).to_be_visible()
     teacher_login(page, hub)
     show_code(page)
     page.locator("#code-close").click()

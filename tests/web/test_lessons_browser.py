@@ -28,6 +28,28 @@ def _student(hub, new_page, number: str):  # type: ignore[no-untyped-def]
     return watched
 
 
+_AUDIO_STATE = """async () => {
+  const a = document.querySelector('#viewer-stage audio');
+  const cache = await caches.open('hub-lessons-v1');
+  const src = a ? new URL(a.currentSrc || a.src).pathname : null;
+  return {found: !!a, src, readyState: a && a.readyState, networkState: a && a.networkState,
+          duration: a && a.duration, error: a && a.error && [a.error.code, a.error.message],
+          cached: src ? !!(await cache.match(src)) : null,
+          controller: !!navigator.serviceWorker.controller};
+}"""
+
+
+def _wait_for_audio_metadata(page) -> None:  # type: ignore[no-untyped-def]
+    """Wait for the audio page's metadata; on a timeout say what state the element was in."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    try:
+        page.wait_for_function("() => { const a = document.querySelector('#viewer-stage audio'); return a && a.readyState >= 1 && a.duration > 1; }",
+                               timeout=20000)
+    except PlaywrightTimeout:
+        raise AssertionError(f"the cached audio never got its metadata offline: {page.evaluate(_AUDIO_STATE)}") from None
+
+
 def _teacher_opens_lesson(hub, new_page):  # type: ignore[no-untyped-def]
     watched = new_page()
     page = watched.page
@@ -70,10 +92,7 @@ def test_open_lesson_keeps_rendering_pages_and_media_offline(hub, new_page) -> N
         page.locator("#viewer-next").click()
         page.locator("#viewer-next").click()  # page 4: audio, loaded from the cache with Range requests
         expect(stage).to_have_attribute("data-kind", "audio")
-        # 20 s, not the default 8: in one of several full CI runs the metadata took longer
-        # (cause not found; the audio did play from the cache in every other run).
-        page.wait_for_function("() => { const a = document.querySelector('#viewer-stage audio'); return a && a.readyState >= 1 && a.duration > 1; }",
-                               timeout=20000)
+        _wait_for_audio_metadata(page)
         page.locator("#viewer-next").click()
         expect(stage).to_have_attribute("data-page", "5")
         page.wait_for_function("() => { const i = document.querySelector('#viewer-stage img'); return i && i.complete && i.naturalWidth > 0; }")
