@@ -28,7 +28,8 @@ async function loadLessons() {
   const select = $("#lesson-select");
   select.replaceChildren(...lessons.map((l) => h("option", { attrs: { value: l.id }, text: `${l.subject} · ${l.title}` })));
   $("#lesson-open").disabled = lessons.length === 0;
-  $("#lesson-assign").disabled = lessons.length === 0;
+  // Assigning needs today's date from the schedule: enabled once that has loaded.
+  $("#lesson-assign").disabled = true;
   $("#lessons-empty").hidden = lessons.length > 0;
   if (!classId) {
     const classes = (await api("GET", "/classes")).classes;
@@ -48,6 +49,7 @@ async function loadLessons() {
 async function loadSchedule() {
   const answer = await api("GET", `/classes/${currentClassId()}/schedule`);
   $("#lesson-today").dataset.day = answer.day;
+  $("#lesson-assign").disabled = lessons.length === 0;
   $("#lesson-today").replaceChildren(
     ...answer.periods.map((p) =>
       h("li", { dataset: { period: p.period, lesson: p.lesson } }, h("span", { class: "muted", i18n: "lessons.periodN", params: { n: p.period } }), ` ${p.title}`),
@@ -56,10 +58,11 @@ async function loadSchedule() {
 }
 
 async function assignPeriod() {
-  const day = $("#lesson-today").dataset.day;
   const period = Number($("#lesson-period").value);
   const lessonId = Number($("#lesson-select").value);
   try {
+    if (!$("#lesson-today").dataset.day) await loadSchedule();
+    const day = $("#lesson-today").dataset.day;
     await api("PUT", `/classes/${currentClassId()}/schedule/${day}/${period}`, { json: { lesson: lessonId } });
     setMessage($("#lesson-msg"), "lessons.assigned", { n: period }, "ok");
     await loadSchedule();
