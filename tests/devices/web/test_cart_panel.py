@@ -25,6 +25,10 @@ def test_the_cart_page_shows_the_demo_carts_slots_from_live_telemetry(hub: Any, 
     page.wait_for_selector("#carts-root .cart-grid .slot-on", timeout=30000)
     text = page.inner_text("#carts-root")
     assert "充电车" in text and "1.0.0" in text
+    # Buttons outside a form are plain buttons, and status lines are announced (screen readers).
+    types = page.eval_on_selector_all("#carts-root button", "els => els.map(e => e.getAttribute('type'))")
+    assert types and all(t == "button" for t in types), types
+    assert page.locator("#carts-root p.msg[role=status]").count() >= 1
     assert not watched.page_errors and not watched.unexpected_console_errors(), (watched.page_errors, watched.console_errors)
 
 

@@ -126,8 +126,8 @@ export function mountCarts(root, { admin = false, refreshMs = 5000 } = {}) {
       parts.push(...(carts.length ? carts.map((c) => cartCard(c, render)) : [h("p", { class: "muted" }, msg.none)]));
       parts.push(h("h2", {}, msg.out), h("ul", { class: "cart-out" },
         ...(out.length ? out.map((t) => h("li", {}, `${t.serial}${t.student_name ? " · " + t.student_name : ""}`)) : [h("li", { class: "muted" }, msg.noneOut)])));
-      const eod = h("button", { class: "btn", type: "button" }, msg.endOfDay);
-      const eodMsg = h("p", { class: "msg", role: "status" });
+      const eod = h("button", { class: "btn", attrs: { type: "button" } }, msg.endOfDay);
+      const eodMsg = h("p", { class: "msg", attrs: { role: "status" } });
       eod.addEventListener("click", async () => {
         const res = await api("POST", "/carts/end-of-day");
         eodMsg.textContent = fill(msg.endOfDayDone, { n: res.carts.length });
@@ -150,9 +150,9 @@ export function mountCarts(root, { admin = false, refreshMs = 5000 } = {}) {
 
 async function rollouts(msg) {
   const data = await api("GET", "/firmware/rollouts");
-  const select = h("select", {}, ...data.releases.map((v) => h("option", { value: v }, v)));
-  const go = h("button", { class: "btn", type: "button" }, msg.startRollout);
-  const note = h("p", { class: "msg", role: "status" });
+  const select = h("select", {}, ...data.releases.map((v) => h("option", { attrs: { value: v } }, v)));
+  const go = h("button", { class: "btn", attrs: { type: "button" } }, msg.startRollout);
+  const note = h("p", { class: "msg", attrs: { role: "status" } });
   go.addEventListener("click", async () => {
     try {
       await api("POST", "/firmware/rollouts", { json: { version: select.value } });
