@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import logging
 import random
+import selectors
+import socket
 import ssl
 import threading
 import time
@@ -118,6 +120,10 @@ class Link:
         self._refused_version = False
         self._unanswered = 0  # v5 connections in a row the broker closed without a CONNACK
         self._connected_311 = False
+        # Wakes the link's loop when another thread queues a packet (publish, disconnect).
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._wake_r.setblocking(False)
+        self._wake_w.setblocking(False)
         self.client = self._make_client()
 
     @property
@@ -151,7 +157,7 @@ class Link:
         # thread's writes: under load two partial TLS writes interleave and the
         # broker drops the connection ("protocol error"). A (no-op) write-
         # registration callback makes publish() only queue and wake the loop.
-        self.client.on_socket_register_write = lambda client, userdata, sock: None
+        self.client.on_socket_register_write = lambda client, userdata, sock: self._wake()
         self.client.on_connect = self._connected
         self.client.on_message = lambda c, u, m: self._on_message(c, m)
         self.client.on_disconnect = self._disconnected
@@ -217,22 +223,75 @@ class Link:
             return False
         return True
 
+    def _wake(self) -> None:
+        try:
+            self._wake_w.send(b"\0")
+        except OSError:  # full (a wake-up is already pending) or closed at stop
+            pass
+
     def _run(self) -> None:
         while not self._stop.is_set():
             if self._connect_once():
-                while not self._stop.is_set():
-                    # A publish or disconnect from another thread wakes paho's select through
-                    # its socket pair, so a long timeout adds no latency; it saves 300 idle
-                    # hubs' worth of wake-ups in the fleet benchmark (and a small box's CPU).
-                    rc = self.client.loop(timeout=1.0)
-                    if rc != mqtt.MQTT_ERR_SUCCESS:
-                        break
+                with selectors.DefaultSelector() as sel:
+                    sel.register(self._wake_r, selectors.EVENT_READ)
+                    while not self._stop.is_set():
+                        # A publish or disconnect from another thread wakes the selector, so a
+                        # long timeout adds no latency; it saves 300 idle hubs' worth of
+                        # wake-ups in the fleet benchmark (and a small box's CPU).
+                        rc = self._loop_once(sel, 1.0)
+                        if rc != mqtt.MQTT_ERR_SUCCESS:
+                            break
                 self.connected.clear()
                 if not self._stop.is_set() and self._switch_protocol():
                     continue
             if self._stop.is_set():
                 break
             self._stop.wait(self.backoff.next())
+
+    def _loop_once(self, sel: selectors.BaseSelector, timeout: float) -> mqtt.MQTTErrorCode:
+        """What paho's ``loop()`` does, on an epoll selector instead of ``select()``.
+
+        ``select()`` cannot watch a file descriptor numbered 1024 or above: in a process
+        holding that many (a district service with many files open, a long test run)
+        paho's own loop reports every connection as lost at once, and the link would
+        take that for a broker without MQTT v5.
+        """
+        client = self.client
+        sock = client.socket()
+        if sock is None:
+            return mqtt.MQTT_ERR_NO_CONN
+        mask = selectors.EVENT_READ | (selectors.EVENT_WRITE if client.want_write() else 0)
+        try:
+            if sock in sel.get_map():
+                sel.modify(sock, mask)
+            else:
+                sel.register(sock, mask)
+        except (OSError, ValueError):  # closed under us (a disconnect from another thread)
+            return mqtt.MQTT_ERR_CONN_LOST
+        # TLS may already hold decrypted bytes that no selector can see.
+        pending = sock.pending() if isinstance(sock, ssl.SSLSocket) else 0
+        readable = pending > 0
+        writable = woken = False
+        for key, events in sel.select(0.0 if pending else timeout):
+            if key.fileobj is self._wake_r:
+                woken = True
+                try:
+                    self._wake_r.recv(4096)
+                except BlockingIOError:
+                    pass
+            else:
+                readable = readable or bool(events & selectors.EVENT_READ)
+                writable = bool(events & selectors.EVENT_WRITE)
+        if readable:
+            rc = client.loop_read()
+            if rc or client.socket() is None:
+                return rc
+        if writable or woken:
+            # A wake-up means a packet was queued after want_write() was asked.
+            rc = client.loop_write()
+            if rc or client.socket() is None:
+                return rc
+        return client.loop_misc()
 
     def _switch_protocol(self) -> bool:
         """After a connection ended: True if the next attempt should speak another MQTT version, at once."""
@@ -259,12 +318,14 @@ class Link:
         return True
 
     def publish(self, topic: str, payload: bytes, qos: int = 1, retain: bool = False) -> mqtt.MQTTMessageInfo:
-        return self.client.publish(topic, payload, qos=qos, retain=retain)
+        info = self.client.publish(topic, payload, qos=qos, retain=retain)
+        self._wake()
+        return info
 
     def stop(self, final: tuple[str, bytes, bool] | None = None, timeout: float = 5.0) -> None:
         """Publish ``final`` (e.g. a retained offline status) if connected, disconnect, join."""
         if final and self.connected.is_set():
-            info = self.client.publish(final[0], final[1], qos=1, retain=final[2])
+            info = self.publish(final[0], final[1], qos=1, retain=final[2])
             deadline = time.monotonic() + timeout
             while not info.is_published() and time.monotonic() < deadline and self.connected.is_set():
                 time.sleep(0.02)
@@ -273,5 +334,6 @@ class Link:
             self.client.disconnect()
         except Exception:  # noqa: S110 - already gone is fine on shutdown
             pass
+        self._wake()
         if self._thread:
             self._thread.join(timeout)

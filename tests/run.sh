@@ -14,11 +14,4 @@ PIP_EXTRAS="[test]"
 ip link set lo multicast on 2>/dev/null || echo "warning: could not enable multicast on lo; mDNS tests may skip"
 
 .venv/bin/ruff check .
-if [ "$#" -gt 0 ]; then
-    exec .venv/bin/python -m pytest -p no:cacheprovider "$@"
-fi
-# The district-sync tests run in a process of their own: in one process after
-# the browser, speech and quiz tests they time out (state leaking between
-# tests, not yet pinned down), while they pass alone and in CI this way.
-.venv/bin/python -m pytest -p no:cacheprovider --ignore=tests/sync
-exec .venv/bin/python -m pytest -p no:cacheprovider tests/sync
+exec .venv/bin/python -m pytest -p no:cacheprovider "$@"

@@ -56,6 +56,16 @@ def wanted_addresses(interfaces: list[str] | None) -> list[str]:
     return sorted(found, key=lambda a: ipaddress.ip_address(a))
 
 
+
+def _readable(socks: list[socket.socket], timeout: float) -> list[socket.socket]:
+    """The sockets of ``socks`` readable within ``timeout`` s: poll(), which (unlike
+    select()) also watches descriptors numbered 1024 and above."""
+    poller = select.poll()
+    for sock in socks:
+        poller.register(sock, select.POLLIN)
+    ready = {fd for fd, _ in poller.poll(max(0.0, timeout) * 1000)}
+    return [sock for sock in socks if sock.fileno() in ready]
+
 class AddressWatcher:
     """Blocks until the host's addresses may have changed, or a poll interval passes.
 
@@ -91,7 +101,7 @@ class AddressWatcher:
         sock = self._sock
         watched = [self._wake_r] if sock is None else [self._wake_r, sock]
         try:
-            ready, _, _ = select.select(watched, [], [], timeout)
+            ready = _readable(watched, timeout)
         except (OSError, ValueError):
             return False  # closed under us by close()
         if self._wake_r in ready:
@@ -106,7 +116,7 @@ class AddressWatcher:
             if left <= 0:
                 return True
             try:
-                select.select([sock], [], [], left)
+                _readable([sock], left)
             except (OSError, ValueError):
                 return True
 
