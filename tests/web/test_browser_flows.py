@@ -4,6 +4,7 @@ live attendance, errors people see, language, revocation."""
 from __future__ import annotations
 
 import re
+from urllib.parse import urlsplit
 
 import pytest
 from playwright.sync_api import expect
@@ -208,3 +209,18 @@ def test_teacher_imports_a_roster_csv_and_sees_the_report(hub, new_page, tmp_pat
     expect(pin_row.locator("td.pin")).to_have_text(re.compile(r"^\d{4,6}$"))
     # The roster reloads with the new student in it.
     expect(page.locator("#roster .tile", has_text="新同学")).to_be_visible()
+
+
+def test_each_page_holds_one_live_stream_however_many_panels_listen(hub, new_page):
+    # Each open stream holds a hub thread: the student's lessons and quiz panels, and the
+    # teacher's class and quiz panels, share one EventSource (live.js).
+    student = new_page()
+    enrol(student.page, hub.pairing_code(), "one-stream")
+    sign_in(student.page, str(hub.student("31")["name"]), hub.pin("31"))
+    expect(student.page.locator("#quiz-live[data-state=on]")).to_be_attached()
+    teacher = new_page()
+    teacher_login(teacher.page, hub)
+    teacher.page.wait_for_timeout(500)  # let every panel start
+    for watched in (student, teacher):
+        streams = [u for u in watched.requests if urlsplit(u).path == "/api/v1/events"]
+        assert len(streams) == 1, streams

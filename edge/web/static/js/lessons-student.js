@@ -10,12 +10,13 @@
 
 import { api, ApiError } from "./api.js";
 import { keepOffline, renderPage } from "./lesson-view.js";
+import { subscribe } from "./live.js";
 import { $, h, setMessage, tr } from "./ui.js";
 
 const HEARTBEAT_MS = 20000;
 
 let me = null;
-let events = null;
+let unsubscribe = null; // the live stream (live.js)
 let heartbeat = null;
 let lesson = null; // the open lesson's detail
 let pageNo = 1;
@@ -132,19 +133,20 @@ async function checkIn() {
 
 function startLive() {
   stopLive();
-  events = new EventSource("/api/v1/events");
-  events.addEventListener("open", () => {
-    setFollow("on");
-    checkIn();
+  unsubscribe = subscribe({
+    open: () => {
+      setFollow("on");
+      checkIn();
+    },
+    error: () => setFollow("off"),
+    "lesson.page": (ev) => follow(JSON.parse(ev.data)),
   });
-  events.addEventListener("error", () => setFollow("off"));
-  events.addEventListener("lesson.page", (ev) => follow(JSON.parse(ev.data)));
   heartbeat = setInterval(checkIn, HEARTBEAT_MS);
 }
 
 function stopLive() {
-  if (events) events.close();
-  events = null;
+  if (unsubscribe) unsubscribe();
+  unsubscribe = null;
   clearInterval(heartbeat);
 }
 

@@ -12,13 +12,14 @@
 // the hub says are closed; the page never receives a key before that.
 
 import { api, ApiError, uuid4 } from "./api.js";
+import { subscribe } from "./live.js";
 import * as outbox from "./quiz-outbox.js";
 import { $, h, setMessage, tr } from "./ui.js";
 
 const RETRY_MS = 3000;
 
 let me = null;
-let events = null;
+let unsubscribe = null; // the live stream (live.js)
 let retryTimer = null;
 let flushing = false;
 // Every request of the signed-in student; aborted at sign-out (and when the home
@@ -263,27 +264,28 @@ function showBuzz(roundId) {
 
 function startLive() {
   stopLive();
-  events = new EventSource("/api/v1/events");
-  events.addEventListener("open", () => {
-    $("#quiz-live").dataset.state = "on";
-    refresh();
-    flush();
+  unsubscribe = subscribe({
+    open: () => {
+      $("#quiz-live").dataset.state = "on";
+      refresh();
+      flush();
+    },
+    error: () => { $("#quiz-live").dataset.state = "off"; },
+    "quiz.started": () => refresh(),
+    "quiz.closed": (ev) => {
+      const data = JSON.parse(ev.data);
+      refresh();
+      showResults(data.session_id);
+    },
+    "quiz.buzz_open": (ev) => showBuzz(JSON.parse(ev.data).round_id),
+    "quiz.buzz_closed": () => { $("#quiz-buzz").hidden = true; },
   });
-  events.addEventListener("error", () => { $("#quiz-live").dataset.state = "off"; });
-  events.addEventListener("quiz.started", () => refresh());
-  events.addEventListener("quiz.closed", (ev) => {
-    const data = JSON.parse(ev.data);
-    refresh();
-    showResults(data.session_id);
-  });
-  events.addEventListener("quiz.buzz_open", (ev) => showBuzz(JSON.parse(ev.data).round_id));
-  events.addEventListener("quiz.buzz_closed", () => { $("#quiz-buzz").hidden = true; });
   retryTimer = setInterval(flush, RETRY_MS);
 }
 
 function stopLive() {
-  if (events) events.close();
-  events = null;
+  if (unsubscribe) unsubscribe();
+  unsubscribe = null;
   clearInterval(retryTimer);
 }
 

@@ -8,13 +8,14 @@
 // not hidden by CSS, they are never sent to the page.
 
 import { api, ApiError } from "./api.js";
+import { subscribe } from "./live.js";
 import { barChart } from "./quiz-chart.js";
 import { $, h, setMessage, tr } from "./ui.js";
 
 let classId = null;
 let sessionId = null;
 let projector = false;
-let events = null;
+let events = null; // unsubscribes from the live stream (live.js)
 let pending = null;
 
 async function currentClass() {
@@ -169,19 +170,16 @@ async function pick() {
 // -- wiring --------------------------------------------------------------------------------
 
 function startLive() {
-  if (events) events.close();
-  events = new EventSource("/api/v1/events");
-  for (const type of ["quiz.answer", "quiz.marked", "quiz.closed"]) {
-    events.addEventListener(type, (ev) => {
-      if (sessionId && JSON.parse(ev.data).session_id === sessionId) scheduleRender();
-    });
-  }
-  events.addEventListener("open", scheduleRender);
+  if (events) events();
+  const mine = (ev) => {
+    if (sessionId && JSON.parse(ev.data).session_id === sessionId) scheduleRender();
+  };
+  events = subscribe({ open: scheduleRender, "quiz.answer": mine, "quiz.marked": mine, "quiz.closed": mine });
 }
 
 async function onScreen(screen) {
   if (screen !== "screen-class") {
-    if (events) events.close();
+    if (events) events();
     events = null;
     return;
   }

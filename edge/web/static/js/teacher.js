@@ -8,6 +8,7 @@
 // on its own after a network blip.
 
 import { api, ApiError } from "./api.js";
+import { liveClosed, subscribe } from "./live.js";
 import { $, clock, confirmDialog, h, logout, setMessage, setupLogin, showError, showScreen, startPage, tr, whenSeen, whoAmI } from "./ui.js";
 
 const MAX_CODE_USES = 60; // the hub's default security.pairing_code_max_uses
@@ -16,7 +17,7 @@ let me = null;
 let classes = [];
 let current = null; // the class shown
 let attendance = new Map(); // student_id -> row
-let events = null;
+let events = null; // unsubscribes from the live stream (live.js)
 let code = null; // {code, expires_at, max_uses, used}
 let codeTimer = null;
 let dialogStudent = null;
@@ -135,35 +136,36 @@ function setLive(state) {
 function startEvents() {
   stopEvents();
   setLive("connecting");
-  events = new EventSource("/api/v1/events");
-  events.addEventListener("open", () => {
-    setLive("on");
-    loadAttendance().catch(() => {});
-  });
-  events.addEventListener("error", async () => {
-    setLive("off");
-    if (events && events.readyState === EventSource.CLOSED) {
-      // The hub refused the stream (session over) or is gone: find out which.
-      const who = await whoAmI().catch(() => undefined);
-      if (who === null) showLogin();
-      else setTimeout(() => current && startEvents(), 3000);
-    }
-  });
-  events.addEventListener("student.signed_in", (ev) => {
-    const data = JSON.parse(ev.data);
-    markPresent(data.student_id);
-  });
-  events.addEventListener("device.enrolled", () => {
-    if (code) {
-      code.used += 1;
-      renderCode();
-    }
-    loadDevices().catch(() => {});
+  events = subscribe({
+    open: () => {
+      setLive("on");
+      loadAttendance().catch(() => {});
+    },
+    error: async () => {
+      setLive("off");
+      if (events && liveClosed()) {
+        // The hub refused the stream (session over) or is gone: find out which.
+        const who = await whoAmI().catch(() => undefined);
+        if (who === null) showLogin();
+        else setTimeout(() => current && startEvents(), 3000);
+      }
+    },
+    "student.signed_in": (ev) => {
+      const data = JSON.parse(ev.data);
+      markPresent(data.student_id);
+    },
+    "device.enrolled": () => {
+      if (code) {
+        code.used += 1;
+        renderCode();
+      }
+      loadDevices().catch(() => {});
+    },
   });
 }
 
 function stopEvents() {
-  if (events) events.close();
+  if (events) events();
   events = null;
 }
 
