@@ -412,8 +412,14 @@ def main() -> None:
     ap.add_argument("--lr", type=float, default=3e-3)
     ap.add_argument("--lr-decay", type=float, default=0.8, help="learning rate factor after every epoch")
     ap.add_argument("--dropout", type=float, default=0.2)
+    ap.add_argument("--weight-decay", type=float, default=0.0, help="AdamW decoupled weight decay (0: plain Adam)")
+    ap.add_argument("--cosine", action="store_true", help="cosine learning-rate schedule over --epochs instead of --lr-decay")
+    ap.add_argument("--average", type=int, default=0,
+                    help="after training, also try the mean weights of 2..N consecutive epochs' snapshots (checkpoint averaging, "
+                         "one model at inference); the window with the best validation AUC wins if it beats the best single epoch")
     ap.add_argument("--num-skills", type=int, default=124, help="skill ids 0..K-1 (124 covers both files)")
     ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--split-seed", type=int, help="seed of the validation split (default: --seed); keep it fixed to compare runs of other seeds")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--no-test", action="store_true", help="train and checkpoint only (model selection); no export, no test figures")
     args = ap.parse_args()
@@ -431,7 +437,7 @@ def main() -> None:
     random.seed(args.seed)
     torch.set_num_threads(args.threads)
     train = read_split(args.data / TRAIN_FILE)
-    fit, val = split_validation(train, args.seed)
+    fit, val = split_validation(train, args.seed if args.split_seed is None else args.split_seed)
     model = DKT(args.num_skills, args.hidden, args.dropout, args.features, args.head)
     if args.from_checkpoint:
         saved = torch.load(args.from_checkpoint)
@@ -442,8 +448,10 @@ def main() -> None:
 
     fit_p = prepare(fit, args.num_skills, args.features)
     val_p = prepare(val, args.num_skills, args.features)
-    opt = torch.optim.Adam(model.parameters(), lr=args.lr)
+    opt = (torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay) if args.weight_decay
+           else torch.optim.Adam(model.parameters(), lr=args.lr))
     best, best_state, history = -1.0, None, []
+    snapshots: list[dict[str, torch.Tensor]] = []
     t_start = time.time()
     for epoch in range(args.epochs):
         t0 = time.time()
@@ -452,6 +460,10 @@ def main() -> None:
         val_auc = auc(s, y)
         history.append({"epoch": epoch + 1, "train_loss": round(loss, 4), "val_auc": round(val_auc, 4), "s": round(time.time() - t0, 1)})
         print(json.dumps(history[-1]), flush=True)
+        if args.average:
+            snapshots.append({k: v.clone() for k, v in model.state_dict().items()})
+            args.out.mkdir(parents=True, exist_ok=True)
+            torch.save(snapshots, args.out / "snapshots.pt")
         if val_auc > best:
             best, best_state = val_auc, {k: v.clone() for k, v in model.state_dict().items()}
             # The best weights so far survive a stopped run: --from-checkpoint exports them.
@@ -461,13 +473,42 @@ def main() -> None:
             print(json.dumps({"early_stop": epoch + 1, "best_val_auc": round(best, 4)}), flush=True)
             break
         for g in opt.param_groups:
-            g["lr"] *= args.lr_decay
+            g["lr"] = 0.5 * args.lr * (1 + math.cos(math.pi * (epoch + 1) / args.epochs)) if args.cosine else g["lr"] * args.lr_decay
     assert best_state is not None
+    if args.average:
+        best_state, best, history = average_snapshots(model, snapshots, val_p, best_state, best, history, args)
+        torch.save({"state": best_state, "history": history, "seconds": time.time() - t_start}, args.out / "checkpoint.pt")
     if args.no_test:
         return
     model.load_state_dict(best_state)
     model.eval()
     finish(model, args, history, time.time() - t_start, len(fit), len(val), train)
+
+
+def average_snapshots(model: DKT, snapshots: list[dict[str, torch.Tensor]], val_p: list[Prepared], best_state: dict[str, torch.Tensor],
+                      best: float, history: list[dict[str, Any]], args: argparse.Namespace
+                      ) -> tuple[dict[str, torch.Tensor], float, list[dict[str, Any]]]:
+    """Checkpoint averaging: the mean weights of epochs i..j (2 <= j-i+1 <= --average), scored on the validation students.
+
+    Still one network at inference (no per-answer cost); the averaged weights replace the best single epoch
+    only if their validation AUC is higher. Every window tried is printed and added to the history."""
+    chosen, chosen_auc = best_state, best
+    best_epoch = max(h["epoch"] for h in history if h.get("val_auc") == round(best, 4))
+    for j in range(max(0, best_epoch - 2), len(snapshots)):  # windows ending near or after the best epoch
+        for w in range(2, args.average + 1):
+            i = j - w + 1
+            if i < 0:
+                continue
+            mean = {k: torch.stack([snapshots[e][k].float() for e in range(i, j + 1)]).mean(0).to(snapshots[j][k].dtype) for k in snapshots[j]}
+            model.load_state_dict(mean)
+            _, s, y = run_epoch(model, val_p, 64, 1000, None)
+            a = auc(s, y)
+            history.append({"average_epochs": [i + 1, j + 1], "val_auc": round(a, 4)})
+            print(json.dumps(history[-1]), flush=True)
+            if a > chosen_auc:
+                chosen, chosen_auc = mean, a
+    print(json.dumps({"chosen_val_auc": round(chosen_auc, 4), "averaged": chosen is not best_state}), flush=True)
+    return chosen, chosen_auc, history
 
 
 def finish(model: DKT, args: argparse.Namespace, history: list[dict[str, float]], train_s: float, n_fit: int, n_val: int, train: list[Sequence]) -> None:
@@ -513,7 +554,8 @@ def finish(model: DKT, args: argparse.Namespace, history: list[dict[str, float]]
             "students_fit": n_fit,
             "students_validation": n_val,
             "hyperparameters": {
-                k: getattr(args, k) for k in ("hidden", "features", "head", "epochs", "patience", "batch", "chunk", "lr", "lr_decay", "dropout", "seed")
+                k: getattr(args, k) for k in ("hidden", "features", "head", "epochs", "patience", "batch", "chunk", "lr", "lr_decay",
+                                               "dropout", "seed", "split_seed", "weight_decay", "cosine", "average")
             },
             "history": history,
             "seconds": round(train_s, 1),
