@@ -1,3 +1,5 @@
+import os
+import resource
 import shutil
 
 import pytest
@@ -9,6 +11,29 @@ from .pki import Pki
 from .support import IngestProc
 
 pytestmark = pytest.mark.skipif(shutil.which("mosquitto") is None, reason="mosquitto is not installed (tests/run.sh installs it)")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def high_descriptors():
+    """Every sync test runs with the process's descriptors numbered above 1024.
+
+    ``select()`` cannot watch those; a process of the full suite (browsers, hubs,
+    databases) holds that many by the time the sync tests run, and so may a busy
+    district service. Holding them from the start makes every test here prove the
+    MQTT code works there, whatever order the tests run in."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < 4096:
+        pytest.fail(f"RLIMIT_NOFILE hard limit {hard} < 4096: cannot hold descriptors above 1024")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, 4096), hard))
+    held = []
+    try:
+        while not held or held[-1] < 1100:
+            held.append(os.open(os.devnull, os.O_RDONLY))
+        yield
+    finally:
+        for fd in held:
+            os.close(fd)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
 
 
 @pytest.fixture(scope="session")
