@@ -1,0 +1,220 @@
+"""Several trained DKT networks as ONE exported step (mean of their logits).
+
+    /work/venvs/train/bin/python -m models.kt.ensemble --members run1/checkpoint.pt run2/checkpoint.pt --no-test
+    /work/venvs/train/bin/python -m models.kt.ensemble --members ... --version dkt-3 --out models/kt
+
+The members must share ``--features`` and ``--head`` (hidden sizes may differ). In the
+exported graph the per-skill counts are updated once for all members, the members'
+LSTMs run side by side on one concatenated state, and everything after them is linear
+up to the heads, so it is merged into single layers: the per-answer cost grows by one
+LSTM, not by a whole network. ``--no-test`` reports the validation AUC of the exported
+file (stepped per answer, as on the hub) and never reads the test file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import datetime as dt
+import hashlib
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from models.kt.dataset import DEFAULT_DIR, TEST_FILE, TRAIN_FILE, Sequence, auc, dedup_consecutive, read_split
+from models.kt.features import RAW
+from models.kt.train import DKT, _torch_features, bkt_fallback, golden_case, onnx_scores, prepare, run_epoch, split_validation
+
+
+class EnsembleStep(nn.Module):
+    """The exported graph of an ensemble: same signature as ``train.DKTStep``; ``h`` and the cell part of ``c``
+    are the members' states side by side, then the per-skill counts once."""
+
+    def __init__(self, members: list[DKT]) -> None:
+        super().__init__()
+        m0 = members[0]
+        assert all(m.use_features and m.head for m in members), "members need --features and --head"
+        n = len(members)
+        self.k = m0.num_skills
+        self.widths = [m.hidden for m in members]
+        self.hidden = sum(self.widths)
+        self.lstms = nn.ModuleList([copy.deepcopy(m.lstm) for m in members])
+        for lstm in self.lstms:
+            lstm.batch_first = False  # one step: [1, B, H] in and out, no transposes in the graph
+        with torch.no_grad():
+            self.embed = nn.Embedding.from_pretrained(torch.cat([m.embed.weight for m in members], 1))
+            self.feat_in = nn.Linear(m0.feat_in.in_features, self.hidden)
+            self.feat_in.weight.copy_(torch.cat([m.feat_in.weight for m in members], 0))
+            self.feat_in.bias.copy_(torch.cat([m.feat_in.bias for m in members], 0))
+            self.out = nn.Linear(self.hidden, self.k)
+            self.out.weight.copy_(torch.cat([m.out.weight for m in members], 1) / n)
+            self.out.bias.copy_(torch.stack([m.out.bias for m in members]).mean(0))
+            self.skip = nn.Parameter(torch.stack([m.skip.weight for m in members]).mean(0))
+            self.feat_kw = nn.Parameter(torch.stack([m.feat_w + m.feat_v.weight for m in members]).mean(0))  # [K, F]
+            heads = [m.head for m in members]
+            self.head_h = nn.Linear(self.hidden, sum(heads))
+            self.head_h.weight.copy_(torch.block_diag(*[m.head_h.weight for m in members]))
+            self.head_h.bias.copy_(torch.cat([m.head_h.bias for m in members]))
+            self.head_k = nn.Parameter(torch.cat([m.head_k.weight for m in members], 1))
+            self.head_f = nn.Parameter(torch.cat([m.head_f.weight for m in members], 0).T.contiguous())  # [F, sum heads]
+            self.head_out = nn.Parameter(torch.cat([m.head_out.weight for m in members], 1).T.contiguous() / n)  # [sum heads, 1]
+
+    @property
+    def state_widths(self) -> tuple[int, int]:
+        return self.hidden, self.hidden + self.k * RAW
+
+    def forward(self, skill: torch.Tensor, correct: torch.Tensor, h: torch.Tensor, c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        k = self.k
+        token = skill * 2 + correct
+        # One Split each for h and c (members' states, then the counts) instead of a slice per member.
+        h_parts = h.unsqueeze(0).split(self.widths, dim=2)
+        *c_parts, raw = c.unsqueeze(0).split([*self.widths, k * RAW], dim=2)
+        raw = raw.reshape(-1, k, RAW)
+        n, cor, last, streak, gap = raw[:, :, 0], raw[:, :, 1], raw[:, :, 2], raw[:, :, 3], raw[:, :, 4]
+        # train.DKTStep's update in fewer graph nodes (a step costs about a microsecond per node on the hub):
+        # a streak grows away from zero in the answer's direction, or restarts at +-1 if the answer turned it.
+        mask = skill.unsqueeze(1) == torch.arange(k)
+        hot = mask.to(torch.float32)
+        y = correct.to(torch.float32).unsqueeze(1)
+        sign = 2 * y - 1
+        n = n + hot
+        cor = cor + hot * y
+        last = torch.where(mask, sign, last)
+        streak = torch.where(mask, sign * (torch.relu(streak * sign) + 1), streak)
+        gap = torch.where(mask, torch.zeros_like(gap), gap + 1)
+        f_all = _torch_features(n, cor, last, streak, gap, hot, hot * sign)  # [B, K, F]
+        f_cur = (f_all * hot.unsqueeze(2)).sum(1)  # [B, F]
+        x = (self.embed(token) + self.feat_in(f_cur)).unsqueeze(0).split(self.widths, dim=2)  # [1, B, H_i] each
+        hs, cs = [], []
+        for lstm, x_i, h_i, c_i in zip(self.lstms, x, h_parts, c_parts, strict=True):
+            _, (h_i, c_i) = lstm(x_i, (h_i, c_i))
+            hs.append(h_i)
+            cs.append(c_i)
+        h2 = torch.cat(hs, 2)[0]
+        logits = self.out(h2) + self.skip[token] + (f_all * self.feat_kw).sum(-1)
+        z = self.head_h(h2).unsqueeze(1) + self.head_k.unsqueeze(0) + f_all @ self.head_f
+        logits = logits + (torch.relu(z) @ self.head_out).squeeze(-1)
+        raw2 = torch.stack([n, cor, last, streak, gap], dim=-1).reshape(1, -1, k * RAW)
+        return torch.sigmoid(logits), h2, torch.cat([*cs, raw2], dim=2)[0]
+
+
+def load_member(path: Path, num_skills: int) -> DKT:
+    """A DKT from a train.py checkpoint; hidden and head widths are read from the weights."""
+    state = torch.load(path)["state"]
+    hidden = state["lstm.weight_hh_l0"].shape[1]
+    head = state["head_h.weight"].shape[0] if "head_h.weight" in state else 0
+    m = DKT(num_skills, hidden, 0.0, "feat_in.weight" in state, head)
+    m.load_state_dict(state)
+    return m.eval()
+
+
+def member_logits(m: DKT, seqs: list[Sequence], num_skills: int) -> tuple[np.ndarray, np.ndarray]:
+    _, s, y = run_epoch(m, prepare(seqs, num_skills, m.use_features), 64, 1000, None)
+    s = np.clip(s.astype(np.float64), 1e-7, 1 - 1e-7)
+    return np.log(s / (1 - s)), y
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--members", type=Path, nargs="+", required=True, help="checkpoint.pt files of train.py runs")
+    ap.add_argument("--data", type=Path, default=DEFAULT_DIR)
+    ap.add_argument("--out", type=Path, default=Path(__file__).resolve().parent)
+    ap.add_argument("--version", default="dkt-ensemble")
+    ap.add_argument("--num-skills", type=int, default=124)
+    ap.add_argument("--split-seed", type=int, default=7, help="the validation split the members were selected on")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--no-test", action="store_true", help="validation AUC of the exported ensemble only; the test file is not read")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    members = [load_member(p, args.num_skills) for p in args.members]
+    train = read_split(args.data / TRAIN_FILE)
+    fit, val = split_validation(train, args.split_seed)
+    step = EnsembleStep(members).eval()
+    if args.no_test:
+        args.out.mkdir(parents=True, exist_ok=True)
+        path = args.out / f"{args.version}.onnx"
+        export_step(step, path)
+        zs = [member_logits(m, val, args.num_skills) for m in members]
+        y = zs[0][1]
+        z = np.mean([a for a, _ in zs], 0)
+        s, yo = onnx_scores(path, val)
+        print(json.dumps({"members_val_auc": [round(auc(1 / (1 + np.exp(-a)), y), 4) for a, _ in zs],
+                          "ensemble_val_auc_torch": round(auc(1 / (1 + np.exp(-z)), y), 4),
+                          "ensemble_val_auc_onnx": round(auc(s, yo), 4)}), flush=True)
+        return
+    finish_ensemble(step, members, args, train, len(fit), len(val))
+
+
+def finish_ensemble(step: EnsembleStep, members: list[DKT], args: argparse.Namespace, train: list[Sequence], n_fit: int, n_val: int) -> None:
+    """Export, evaluate the exported file on the test split (once), write the manifest (as ``train.finish``)."""
+    test = read_split(args.data / TEST_FILE)
+    args.out.mkdir(parents=True, exist_ok=True)
+    onnx_path = args.out / f"{args.version}.onnx"
+    export_step(step, onnx_path)
+    zs = [member_logits(m, test, args.num_skills) for m in members]
+    pt, yt = 1 / (1 + np.exp(-np.mean([a for a, _ in zs], 0))), zs[0][1]
+    s, y = onnx_scores(onnx_path, test)
+    test_auc = auc(s, y)
+    print(json.dumps({"test_auc_torch": round(auc(pt, yt), 4), "max_abs_diff": float(np.abs(np.sort(pt) - np.sort(s)).max())}), flush=True)
+    s2, y2 = onnx_scores(onnx_path, dedup_consecutive(test))
+    dedup_auc = auc(s2, y2)
+    print(json.dumps({"test_auc_onnx": round(test_auc, 4), "test_auc_dedup": round(dedup_auc, 4)}), flush=True)
+    bkt = bkt_fallback(train)
+    hw, cw = step.state_widths
+    widths = " + ".join(str(w) for w in step.widths)
+    blob = onnx_path.read_bytes()
+    manifest = {
+        "format": "classroom-hub.kt-model",
+        "schema": 1,
+        "version": args.version,
+        "file": onnx_path.name,
+        "sha256": hashlib.sha256(blob).hexdigest(),
+        "bytes": len(blob),
+        "architecture": f"{len(members)} DKT (LSTM) networks averaged in one step (mean logit; hidden {widths}), one step per answer, "
+                        "plus per-skill answer counts in the state (features.py), shared by the networks",
+        "inputs": {"skill": "int64[B]", "correct": "int64[B]", "h": f"float32[B,{hw}]", "c": f"float32[B,{cw}]"},
+        "outputs": {"p": f"float32[B,{args.num_skills}]", "h_out": f"float32[B,{hw}]", "c_out": f"float32[B,{cw}]"},
+        "num_skills": args.num_skills,
+        "hidden": step.hidden,
+        "state": {"h": hw, "c": cw, "c_layout": f"the networks' LSTM cells ({widths}), then per skill: attempts, correct, last outcome, "
+                                               f"signed streak, answers since ({args.num_skills} x {RAW})"},
+        "skill_vocabulary": "ASSISTments 2009 skill-builder skill ids of the DKT split (0-based)",
+        "training": {
+            "data": "ASSISTments 2009-2010 skill builder, DKT split (Piech et al. 2015), builder_train.csv",
+            "train_sha256": hashlib.sha256((args.data / TRAIN_FILE).read_bytes()).hexdigest(),
+            "students_fit": n_fit,
+            "students_validation": n_val,
+            "members": [{"run": p.parent.name, "hidden": m.hidden, "head": m.head, "history": torch.load(p)["history"]}
+                        for p, m in zip(args.members, members, strict=True)],
+            "torch": torch.__version__,
+            "trained_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        },
+        "evaluation": {
+            "data": "builder_test.csv, students with >= 2 answers, every next answer predicted from the exported file",
+            "auc": round(test_auc, 4),
+            "auc_consecutive_duplicates_removed": round(dedup_auc, 4),
+            "predictions": int(len(y)),
+        },
+        "bkt_fallback": bkt,
+        "golden": golden_case(onnx_path),
+    }
+    if not math.isfinite(test_auc):
+        raise SystemExit("evaluation failed")
+    (args.out / "manifest.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    print(f"wrote {onnx_path} and manifest.json")
+
+
+def export_step(step: nn.Module, path: Path) -> None:
+    hw, cw = step.state_widths
+    args = (torch.zeros(2, dtype=torch.int64), torch.ones(2, dtype=torch.int64), torch.zeros(2, hw), torch.zeros(2, cw))
+    torch.onnx.export(step, args, str(path), input_names=["skill", "correct", "h", "c"], output_names=["p", "h_out", "c_out"],
+                      dynamic_axes={name: {0: "batch"} for name in ("skill", "correct", "h", "c", "p", "h_out", "c_out")},
+                      opset_version=17, dynamo=False)
+
+
+if __name__ == "__main__":
+    main()
