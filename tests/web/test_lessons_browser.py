@@ -80,8 +80,15 @@ def test_open_lesson_keeps_rendering_pages_and_media_offline(hub, new_page) -> N
     stage = page.locator("#viewer-stage")
     expect(stage).to_have_attribute("data-page", "1")
     page.wait_for_function("() => navigator.serviceWorker && navigator.serviceWorker.controller !== null")
+    # Every file of the day's plan is in the cache, each by its own URL (a count of keys
+    # could be reached while one file was missing).
     page.wait_for_function(
-        f"async () => (await (await caches.open('hub-lessons-v1')).keys()).length >= {FILES_IN_DEMO_LESSON}", polling=200, timeout=10000
+        """async () => {
+            const plan = await (await fetch('/api/v1/me/prefetch')).json();
+            const cache = await caches.open('hub-lessons-v1');
+            const kept = await Promise.all(plan.files.map((f) => cache.match(f.url)));
+            return plan.files.length >= FILES && kept.every(Boolean);
+        }""".replace("FILES", str(FILES_IN_DEMO_LESSON)), polling=200, timeout=10000
     )
     page.context.set_offline(True)
     try:

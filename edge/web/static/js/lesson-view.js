@@ -36,7 +36,12 @@ export function renderPage(stage, page) {
 export const LESSON_CACHE = "hub-lessons-v1";
 
 /** Keep `urls` in the offline cache; resolves to how many are there. Without the
- * Cache API (an insecure origin) the browser's HTTP cache is all there is. */
+ * Cache API (an insecure origin) the browser's HTTP cache is all there is.
+ *
+ * With a service worker in control, the worker stores the file before it answers
+ * the fetch (sw.js), so the page only asks. Storing it here as well rewrote an entry
+ * the worker had just stored, and a second put that fails (the tablet going offline
+ * while it read the body) leaves no entry at all: the cached audio was gone. */
 export async function keepOffline(urls, onProgress, signal) {
   if (!("caches" in self)) return 0;
   const cache = await caches.open(LESSON_CACHE);
@@ -48,7 +53,9 @@ export async function keepOffline(urls, onProgress, signal) {
       try {
         if (!(await cache.match(url))) {
           const resp = await fetch(url, { credentials: "same-origin", signal });
-          if (resp.status === 200) await cache.put(url, resp);
+          if (resp.status === 200 && !navigator.serviceWorker?.controller) await cache.put(url, resp);
+          else await resp.body?.cancel();
+          if (!(await cache.match(url))) throw new Error(`not kept: ${url}`);
         }
         done += 1;
       } catch {
