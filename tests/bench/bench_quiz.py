@@ -415,6 +415,9 @@ def main() -> int:
     ap.add_argument("--seconds", type=int, default=10)
     ap.add_argument("--synchronous", choices=["FULL", "NORMAL"], default="FULL",
                     help="storage.synchronous of the hub (FULL as shipped; NORMAL shows what the WAL fsync costs)")
+    ap.add_argument("--granian", type=int, metavar="THREADS",
+                    help="probe: serve the hub's app with granian (2 workers, THREADS blocking threads each; "
+                         "pip install granian) instead of classroom-hub serve; see probe_granian.py")
     args = ap.parse_args()
     print(f"machine: {b.machine()}")
     work = b.tmpdir("bench-quiz-")
@@ -423,11 +426,19 @@ def main() -> int:
     data = work / "data"
     room = b.seed_classroom(data)
     port = b.free_port()
-    srv = b.start_hub_cli(data, port, logs, HUB_STORAGE_SYNCHRONOUS=args.synchronous)
-    srv.wait_ready()
+    def launch() -> b.Server:
+        if args.granian:
+            from probe_granian import start_granian
+
+            return start_granian(data, port, logs, args.granian, HUB_STORAGE_SYNCHRONOUS=args.synchronous)
+        return b.start_hub_cli(data, port, logs, HUB_STORAGE_SYNCHRONOUS=args.synchronous)
+
+    srv = launch()
+    srv.wait_ready(timeout=60)
     teacher, class_id, clients = setup(port, room, args.clients)
     n = len(clients)
-    print(f"{n} signed-in student tablets, hub pid {srv.proc.pid} (2 gthread workers, synchronous={args.synchronous})")
+    server = f"granian, 2 workers x {args.granian} threads (probe)" if args.granian else "2 gthread workers"
+    print(f"{n} signed-in student tablets, hub pid {srv.proc.pid} ({server}, synchronous={args.synchronous})")
     lines = []
 
     # -- burst ---------------------------------------------------------------------------------
@@ -500,8 +511,8 @@ def main() -> int:
         kill_at.value = time.monotonic()
         srv.proc.wait(10)
         time.sleep(0.5)
-        new = b.start_hub_cli(data, port, logs, HUB_STORAGE_SYNCHRONOUS=args.synchronous)
-        restarted["ready_s"] = new.wait_ready()
+        new = launch()
+        restarted["ready_s"] = new.wait_ready(timeout=60)
         restarted["srv"] = new
 
     crash_rows = run_clients(port, clients, "crash", {"items": items2, "session": session2, "kill_at": kill_at}, during=killer).rows

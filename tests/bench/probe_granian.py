@@ -46,6 +46,20 @@ ENTRY = textwrap.dedent(
 )
 
 
+def start_granian(data: Path, port: int, logs: Path, threads: int, target: str = "probe_entry:app", **env_extra: str) -> b.Server:
+    """The hub's app (or ``probe_entry:trivial``) under granian: 2 workers, ``threads`` blocking threads each."""
+    granian = Path(sys.executable).with_name("granian")
+    if not granian.exists():
+        raise SystemExit("granian is not installed in this venv: .venv/bin/pip install granian")
+    entry_dir = logs.parent / "granian-entry"
+    entry_dir.mkdir(exist_ok=True)
+    (entry_dir / "probe_entry.py").write_text(ENTRY)
+    env = b.hub_env(data, port, PYTHONPATH=f"{b.REPO}:{entry_dir}", **env_extra)
+    argv = [str(granian), "--interface", "wsgi", "--workers", "2", "--blocking-threads", str(threads), "--host", b.HOST,
+            "--port", str(port), "--no-ws", "--log-level", "warning", target]
+    return b.Server(argv, env, port, logs / f"granian-{threads}.log", name=f"granian {threads}")
+
+
 def cpu_by_pid(pids: list[int]) -> dict[int, float]:
     out = {}
     for pid in pids:
@@ -72,25 +86,13 @@ def main() -> int:
     ap.add_argument("--threads", default="1,4,16,64", help="granian blocking threads per worker to try")
     ap.add_argument("--seconds", type=int, default=8)
     args = ap.parse_args()
-    granian = Path(sys.executable).with_name("granian")
-    if not granian.exists():
-        print("granian is not installed in this venv: .venv/bin/pip install granian", file=sys.stderr)
-        return 2
     print(f"machine: {b.machine()}")
     work = b.tmpdir("probe-granian-")
     logs = work / "logs"
     logs.mkdir()
-    (work / "probe_entry.py").write_text(ENTRY)
     data = work / "data"
     room = b.seed_classroom(data)
     lines = []
-
-    def granian_server(target: str, threads: int) -> b.Server:
-        port = b.free_port()
-        env = b.hub_env(data, port, PYTHONPATH=f"{b.REPO}:{work}")
-        argv = [str(granian), "--interface", "wsgi", "--workers", "2", "--blocking-threads", str(threads), "--host", b.HOST,
-                "--port", str(port), "--no-ws", "--log-level", "warning", target]
-        return b.Server(argv, env, port, logs / f"granian-{threads}.log", name=f"granian {threads}")
 
     srv = b.start_hub_cli(data, b.free_port(), logs)
     srv.wait_ready()
@@ -98,11 +100,11 @@ def main() -> int:
     lines.append(measure("gunicorn gthread (shipped)", srv, token, args.seconds))
     srv.stop()
     for threads in [int(t) for t in args.threads.split(",")]:
-        srv = granian_server("probe_entry:app", threads)
+        srv = start_granian(data, b.free_port(), logs, threads)
         srv.wait_ready(timeout=60)
         lines.append(measure(f"granian, {threads} threads", srv, token, args.seconds))
         srv.stop()
-    srv = granian_server("probe_entry:trivial", 4)
+    srv = start_granian(data, b.free_port(), logs, 4, "probe_entry:trivial")
     srv.wait_ready(timeout=60)
     lines.append(measure("granian, bare WSGI function", srv, {}, args.seconds))
     srv.stop()
