@@ -32,7 +32,7 @@ async function start() {
   }
   $("#who").textContent = me.name;
   $("#logout").hidden = false;
-  const answer = await api("GET", "/classes");
+  const answer = await call("GET", "/classes"); // a 401 here (signed out meanwhile) returns to login
   classes = answer.classes;
   if (!classes.length) {
     showScreen("screen-noclass");
