@@ -71,6 +71,29 @@ def test_an_answer_made_offline_lands_exactly_once_after_reconnect(hub, new_page
     assert not w.page_errors
 
 
+def test_a_queued_answer_stays_queued_when_the_question_list_is_redrawn(hub, new_page) -> None:  # type: ignore[no-untyped-def]
+    # The hub answers everything but the answer POST (as if it never arrived), so the answer
+    # waits in the outbox while a new question makes the page redraw the list from the hub.
+    sid, item = _start_question(hub, f"重绘 {uuid.uuid4().hex[:6]}")
+    student = hub.student("33")
+    w = new_page()
+    page, context = w.page, w.page.context
+    enrol(page, hub.pairing_code(), "quiz-redraw-tablet")
+    sign_in(page, str(student["name"]), hub.pin("33"))
+    row = page.locator(f"[data-quiz-item='{sid}:{item}']")
+    expect(row).to_be_visible()
+    context.route("**/api/v1/quiz/answers", lambda route: route.abort())
+    row.locator(".quiz-option[data-option='2']").click()
+    expect(row.locator(".quiz-state")).to_have_attribute("data-state", "queued")
+    sid2, item2 = _start_question(hub, f"重绘之后 {uuid.uuid4().hex[:6]}")
+    expect(page.locator(f"[data-quiz-item='{sid2}:{item2}']")).to_be_visible()  # quiz.started redrew the list
+    expect(row.locator(".quiz-state")).to_have_attribute("data-state", "queued")
+    context.unroute("**/api/v1/quiz/answers")
+    expect(row.locator(".quiz-state")).to_have_attribute("data-state", "sent", timeout=15000)
+    assert _rows(hub, "SELECT response FROM quiz_answers WHERE session_id = ? AND student_id = ?", (sid, student["id"])) == [('{"choices":[2]}',)]
+    assert not w.page_errors
+
+
 def _api_student(hub, number: str) -> tuple[int, dict[str, str]]:  # type: ignore[no-untyped-def]
     r = requests.post(hub.url + "/api/v1/devices/enrol", json={"code": hub.pairing_code(), "name": f"api-{number}"}, timeout=10)
     dev = r.json()["device_token"]

@@ -205,6 +205,11 @@ async function refresh() {
   open.replaceChildren(...current.sessions.map((s) =>
     h("div", { class: "quiz-session", dataset: { session: s.id } }, h("h3", { text: s.title }),
       h("ol", { class: "quiz-items" }, ...s.items.map((it) => renderItem(s, it))))));
+  // The hub knows only what it has received: answers still in the outbox show as queued,
+  // also when this render landed after the student answered (offline, or a refresh in flight).
+  for (const row of await outbox.all()) {
+    if (row.body.student_id === me.student_id) markSent(row.body, "queued");
+  }
   $("#quiz-empty").hidden = current.sessions.length > 0 || results.size > 0;
   card().hidden = false;
 }
