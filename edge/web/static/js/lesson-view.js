@@ -41,7 +41,8 @@ export const LESSON_CACHE = "hub-lessons-v1";
  * With a service worker in control, the worker stores the file before it answers
  * the fetch (sw.js), so the page only asks. Storing it here as well rewrote an entry
  * the worker had just stored, and a second put that fails (the tablet going offline
- * while it read the body) leaves no entry at all: the cached audio was gone. */
+ * while it read the body) can leave no entry at all; a CI run found the lesson's audio
+ * missing from the cache that way, once, after it had been counted as kept. */
 export async function keepOffline(urls, onProgress, signal) {
   if (!("caches" in self)) return 0;
   const cache = await caches.open(LESSON_CACHE);
