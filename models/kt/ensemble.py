@@ -15,19 +15,27 @@ from __future__ import annotations
 
 import argparse
 import copy
-import datetime as dt
-import hashlib
 import json
-import math
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
-from models.kt.dataset import DEFAULT_DIR, TEST_FILE, TRAIN_FILE, Sequence, auc, dedup_consecutive, read_split
+from models.kt.dataset import DEFAULT_DIR, TEST_FILE, TRAIN_FILE, Sequence, auc, read_split
 from models.kt.features import RAW
-from models.kt.train import DKT, _torch_features, bkt_fallback, golden_case, onnx_scores, prepare, run_epoch, split_validation
+from models.kt.train import (
+    DKT,
+    _torch_features,
+    bkt_fallback,
+    evaluate_exported,
+    export_step,
+    onnx_scores,
+    prepare,
+    run_epoch,
+    split_validation,
+    write_manifest,
+)
 
 
 class EnsembleStep(nn.Module):
@@ -137,7 +145,7 @@ def main() -> None:
     if args.no_test:
         args.out.mkdir(parents=True, exist_ok=True)
         path = args.out / f"{args.version}.onnx"
-        export_step(step, path)
+        export_step(step, path, step.state_widths)
         zs = [member_logits(m, val, args.num_skills) for m in members]
         y = zs[0][1]
         z = np.mean([a for a, _ in zs], 0)
@@ -154,67 +162,23 @@ def finish_ensemble(step: EnsembleStep, members: list[DKT], args: argparse.Names
     test = read_split(args.data / TEST_FILE)
     args.out.mkdir(parents=True, exist_ok=True)
     onnx_path = args.out / f"{args.version}.onnx"
-    export_step(step, onnx_path)
+    export_step(step, onnx_path, step.state_widths)
     zs = [member_logits(m, test, args.num_skills) for m in members]
     pt, yt = 1 / (1 + np.exp(-np.mean([a for a, _ in zs], 0))), zs[0][1]
-    s, y = onnx_scores(onnx_path, test)
-    test_auc = auc(s, y)
-    print(json.dumps({"test_auc_torch": round(auc(pt, yt), 4), "max_abs_diff": float(np.abs(np.sort(pt) - np.sort(s)).max())}), flush=True)
-    s2, y2 = onnx_scores(onnx_path, dedup_consecutive(test))
-    dedup_auc = auc(s2, y2)
-    print(json.dumps({"test_auc_onnx": round(test_auc, 4), "test_auc_dedup": round(dedup_auc, 4)}), flush=True)
-    bkt = bkt_fallback(train)
-    hw, cw = step.state_widths
+    evaluation = evaluate_exported(onnx_path, test, pt, yt)
     widths = " + ".join(str(w) for w in step.widths)
-    blob = onnx_path.read_bytes()
-    manifest = {
-        "format": "classroom-hub.kt-model",
-        "schema": 1,
-        "version": args.version,
-        "file": onnx_path.name,
-        "sha256": hashlib.sha256(blob).hexdigest(),
-        "bytes": len(blob),
-        "architecture": f"{len(members)} DKT (LSTM) networks averaged in one step (mean logit; hidden {widths}), one step per answer, "
-                        "plus per-skill answer counts in the state (features.py), shared by the networks",
-        "inputs": {"skill": "int64[B]", "correct": "int64[B]", "h": f"float32[B,{hw}]", "c": f"float32[B,{cw}]"},
-        "outputs": {"p": f"float32[B,{args.num_skills}]", "h_out": f"float32[B,{hw}]", "c_out": f"float32[B,{cw}]"},
-        "num_skills": args.num_skills,
-        "hidden": step.hidden,
-        "state": {"h": hw, "c": cw, "c_layout": f"the networks' LSTM cells ({widths}), then per skill: attempts, correct, last outcome, "
-                                               f"signed streak, answers since ({args.num_skills} x {RAW})"},
-        "skill_vocabulary": "ASSISTments 2009 skill-builder skill ids of the DKT split (0-based)",
-        "training": {
-            "data": "ASSISTments 2009-2010 skill builder, DKT split (Piech et al. 2015), builder_train.csv",
-            "train_sha256": hashlib.sha256((args.data / TRAIN_FILE).read_bytes()).hexdigest(),
-            "students_fit": n_fit,
-            "students_validation": n_val,
-            "members": [{"run": p.parent.name, "hidden": m.hidden, "head": m.head, "history": torch.load(p)["history"]}
-                        for p, m in zip(args.members, members, strict=True)],
-            "torch": torch.__version__,
-            "trained_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        },
-        "evaluation": {
-            "data": "builder_test.csv, students with >= 2 answers, every next answer predicted from the exported file",
-            "auc": round(test_auc, 4),
-            "auc_consecutive_duplicates_removed": round(dedup_auc, 4),
-            "predictions": int(len(y)),
-        },
-        "bkt_fallback": bkt,
-        "golden": golden_case(onnx_path),
-    }
-    if not math.isfinite(test_auc):
-        raise SystemExit("evaluation failed")
-    (args.out / "manifest.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    print(f"wrote {onnx_path} and manifest.json")
-
-
-def export_step(step: nn.Module, path: Path) -> None:
-    hw, cw = step.state_widths
-    args = (torch.zeros(2, dtype=torch.int64), torch.ones(2, dtype=torch.int64), torch.zeros(2, hw), torch.zeros(2, cw))
-    torch.onnx.export(step, args, str(path), input_names=["skill", "correct", "h", "c"], output_names=["p", "h_out", "c_out"],
-                      dynamic_axes={name: {0: "batch"} for name in ("skill", "correct", "h", "c", "p", "h_out", "c_out")},
-                      opset_version=17, dynamo=False)
-
+    write_manifest(
+        args, onnx_path, step.state_widths,
+        architecture=f"{len(members)} DKT (LSTM) networks averaged in one step (mean logit; hidden {widths}), one step per answer, "
+                     "plus per-skill answer counts in the state (features.py), shared by the networks",
+        hidden=step.hidden,
+        c_layout=f"the networks' LSTM cells ({widths}), then per skill: attempts, correct, last outcome, "
+                 f"signed streak, answers since ({args.num_skills} x {RAW})",
+        n_fit=n_fit, n_val=n_val,
+        training={"members": [{"run": p.parent.name, "hidden": m.hidden, "head": m.head, "history": torch.load(p)["history"]}
+                              for p, m in zip(args.members, members, strict=True)]},
+        evaluation=evaluation, bkt=bkt_fallback(train),
+    )
 
 if __name__ == "__main__":
     main()

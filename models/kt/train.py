@@ -294,8 +294,12 @@ def fit_pooled_bkt(seqs: list[Sequence], max_len: int = 200) -> dict[str, float]
 
 
 def export_onnx(model: DKT, path: Path) -> None:
-    step = DKTStep(model).eval()
-    hw, cw = model.state_widths
+    export_step(DKTStep(model).eval(), path, model.state_widths)
+
+
+def export_step(step: nn.Module, path: Path, widths: tuple[int, int]) -> None:
+    """Export a one-step module (``DKTStep``, ``ensemble.EnsembleStep``) whose state is ``h``/``c`` of these widths."""
+    hw, cw = widths
     args = (torch.zeros(2, dtype=torch.int64), torch.ones(2, dtype=torch.int64), torch.zeros(2, hw), torch.zeros(2, cw))
     torch.onnx.export(
         step,
@@ -519,20 +523,50 @@ def finish(model: DKT, args: argparse.Namespace, history: list[dict[str, float]]
     onnx_path = args.out / f"{args.version}.onnx"
     export_onnx(model, onnx_path)
     _, st, yt = run_epoch(model, prepare(test, args.num_skills, model.use_features), 64, 1000, None)
-    s, y = onnx_scores(onnx_path, test)
-    test_auc = auc(s, y)
-    # The exported file must give what the trained network gives.
-    print(json.dumps({"test_auc_torch": round(auc(st, yt), 4), "max_abs_diff": float(np.abs(np.sort(st) - np.sort(s)).max())}), flush=True)
-    s2, y2 = onnx_scores(onnx_path, dedup_consecutive(test))
-    dedup_auc = auc(s2, y2)
-    print(json.dumps({"test_auc_onnx": round(test_auc, 4), "test_auc_dedup": round(dedup_auc, 4)}), flush=True)
+    test_auc, dedup_auc, n_predictions = evaluate_exported(onnx_path, test, st, yt)
     bkt = bkt_fallback(train)
     print(json.dumps({"pooled_bkt": bkt}), flush=True)
 
-    hw, cw = model.state_widths
     state_doc = f"LSTM cell ({model.hidden})"
     if model.use_features:
         state_doc += f", then per skill: attempts, correct, last outcome, signed streak, answers since ({args.num_skills} x {RAW})"
+    write_manifest(
+        args, onnx_path, model.state_widths,
+        architecture="DKT (LSTM), one step per answer" + (", plus per-skill answer counts in the state (features.py)" if model.use_features else ""),
+        hidden=args.hidden, c_layout=state_doc, n_fit=n_fit, n_val=n_val,
+        training={
+            "hyperparameters": {
+                k: getattr(args, k) for k in ("hidden", "features", "head", "epochs", "patience", "batch", "chunk", "lr", "lr_decay",
+                                               "dropout", "seed", "split_seed", "weight_decay", "cosine", "average")
+            },
+            "history": history,
+            "seconds": round(train_s, 1),
+        },
+        evaluation=(test_auc, dedup_auc, n_predictions), bkt=bkt,
+    )
+
+
+def evaluate_exported(onnx_path: Path, test: list[Sequence], torch_scores: np.ndarray, torch_labels: np.ndarray) -> tuple[float, float, int]:
+    """Test AUC of the exported file (also with consecutive duplicates removed) and how many predictions it made.
+
+    Prints the trained network's own AUC beside it: the exported file must give what the network gives."""
+    s, y = onnx_scores(onnx_path, test)
+    test_auc = auc(s, y)
+    print(json.dumps({"test_auc_torch": round(auc(torch_scores, torch_labels), 4),
+                      "max_abs_diff": float(np.abs(np.sort(torch_scores) - np.sort(s)).max())}), flush=True)
+    s2, y2 = onnx_scores(onnx_path, dedup_consecutive(test))
+    dedup_auc = auc(s2, y2)
+    print(json.dumps({"test_auc_onnx": round(test_auc, 4), "test_auc_dedup": round(dedup_auc, 4)}), flush=True)
+    if not math.isfinite(test_auc):
+        raise SystemExit("evaluation failed")
+    return test_auc, dedup_auc, int(len(y))
+
+
+def write_manifest(args: argparse.Namespace, onnx_path: Path, widths: tuple[int, int], *, architecture: str, hidden: int, c_layout: str,
+                   n_fit: int, n_val: int, training: dict[str, Any], evaluation: tuple[float, float, int], bkt: dict[str, float]) -> None:
+    """The manifest the hub verifies and loads beside the exported file."""
+    hw, cw = widths
+    test_auc, dedup_auc, n_predictions = evaluation
     blob = onnx_path.read_bytes()
     manifest = {
         "format": "classroom-hub.kt-model",
@@ -541,24 +575,19 @@ def finish(model: DKT, args: argparse.Namespace, history: list[dict[str, float]]
         "file": onnx_path.name,
         "sha256": hashlib.sha256(blob).hexdigest(),
         "bytes": len(blob),
-        "architecture": "DKT (LSTM), one step per answer" + (", plus per-skill answer counts in the state (features.py)" if model.use_features else ""),
+        "architecture": architecture,
         "inputs": {"skill": "int64[B]", "correct": "int64[B]", "h": f"float32[B,{hw}]", "c": f"float32[B,{cw}]"},
         "outputs": {"p": f"float32[B,{args.num_skills}]", "h_out": f"float32[B,{hw}]", "c_out": f"float32[B,{cw}]"},
         "num_skills": args.num_skills,
-        "hidden": args.hidden,
-        "state": {"h": hw, "c": cw, "c_layout": state_doc},
+        "hidden": hidden,
+        "state": {"h": hw, "c": cw, "c_layout": c_layout},
         "skill_vocabulary": "ASSISTments 2009 skill-builder skill ids of the DKT split (0-based)",
         "training": {
             "data": "ASSISTments 2009-2010 skill builder, DKT split (Piech et al. 2015), builder_train.csv",
             "train_sha256": hashlib.sha256((args.data / TRAIN_FILE).read_bytes()).hexdigest(),
             "students_fit": n_fit,
             "students_validation": n_val,
-            "hyperparameters": {
-                k: getattr(args, k) for k in ("hidden", "features", "head", "epochs", "patience", "batch", "chunk", "lr", "lr_decay",
-                                               "dropout", "seed", "split_seed", "weight_decay", "cosine", "average")
-            },
-            "history": history,
-            "seconds": round(train_s, 1),
+            **training,
             "torch": torch.__version__,
             "trained_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         },
@@ -566,16 +595,13 @@ def finish(model: DKT, args: argparse.Namespace, history: list[dict[str, float]]
             "data": "builder_test.csv, students with >= 2 answers, every next answer predicted from the exported file",
             "auc": round(test_auc, 4),
             "auc_consecutive_duplicates_removed": round(dedup_auc, 4),
-            "predictions": int(len(y)),
+            "predictions": n_predictions,
         },
         "bkt_fallback": bkt,
         "golden": golden_case(onnx_path),
     }
-    if not math.isfinite(test_auc):
-        raise SystemExit("evaluation failed")
     (args.out / "manifest.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     print(f"wrote {onnx_path} and manifest.json")
-
 
 if __name__ == "__main__":
     main()
