@@ -35,15 +35,21 @@ def _rows(hub, sql: str, params: tuple = ()) -> list[tuple]:  # type: ignore[no-
         conn.close()
 
 
-def test_an_answer_made_offline_lands_exactly_once_after_reconnect(hub, new_page) -> None:  # type: ignore[no-untyped-def]
-    sid, item = _start_question(hub, f"离线作答 {uuid.uuid4().hex[:6]}")
-    student = hub.student("31")
+def _student_at_question(hub, new_page, number: str, tablet: str, stem: str):  # type: ignore[no-untyped-def]
+    """A new question for the class, and student ``number`` signed in on a new tablet with it on screen."""
+    sid, item = _start_question(hub, f"{stem} {uuid.uuid4().hex[:6]}")
+    student = hub.student(number)
     w = new_page()
-    page, context = w.page, w.page.context
-    enrol(page, hub.pairing_code(), "quiz-offline-tablet")
-    sign_in(page, str(student["name"]), hub.pin("31"))
-    row = page.locator(f"[data-quiz-item='{sid}:{item}']")
+    enrol(w.page, hub.pairing_code(), tablet)
+    sign_in(w.page, str(student["name"]), hub.pin(number))
+    row = w.page.locator(f"[data-quiz-item='{sid}:{item}']")
     expect(row).to_be_visible()
+    return w, student, sid, row
+
+
+def test_an_answer_made_offline_lands_exactly_once_after_reconnect(hub, new_page) -> None:  # type: ignore[no-untyped-def]
+    w, student, sid, row = _student_at_question(hub, new_page, "31", "quiz-offline-tablet", "离线作答")
+    page, context = w.page, w.page.context
     context.set_offline(True)
     row.locator(".quiz-option[data-option='1']").click()
     expect(row.locator(".quiz-state")).to_have_attribute("data-state", "queued")
@@ -74,14 +80,8 @@ def test_an_answer_made_offline_lands_exactly_once_after_reconnect(hub, new_page
 def test_a_queued_answer_stays_queued_when_the_question_list_is_redrawn(hub, new_page) -> None:  # type: ignore[no-untyped-def]
     # The hub answers everything but the answer POST (as if it never arrived), so the answer
     # waits in the outbox while a new question makes the page redraw the list from the hub.
-    sid, item = _start_question(hub, f"重绘 {uuid.uuid4().hex[:6]}")
-    student = hub.student("33")
-    w = new_page()
+    w, student, sid, row = _student_at_question(hub, new_page, "33", "quiz-redraw-tablet", "重绘")
     page, context = w.page, w.page.context
-    enrol(page, hub.pairing_code(), "quiz-redraw-tablet")
-    sign_in(page, str(student["name"]), hub.pin("33"))
-    row = page.locator(f"[data-quiz-item='{sid}:{item}']")
-    expect(row).to_be_visible()
     context.route("**/api/v1/quiz/answers", lambda route: route.abort())
     row.locator(".quiz-option[data-option='2']").click()
     expect(row.locator(".quiz-state")).to_have_attribute("data-state", "queued")
