@@ -8,7 +8,7 @@ from sync.district.store import SqliteStore
 
 from .broker import Broker
 from .pki import Pki
-from .support import IngestProc
+from .support import IngestProc, hold_descriptors_up_to
 
 pytestmark = pytest.mark.skipif(shutil.which("mosquitto") is None, reason="mosquitto is not installed (tests/run.sh installs it)")
 
@@ -25,10 +25,8 @@ def high_descriptors():
     if hard != resource.RLIM_INFINITY and hard < 4096:
         pytest.fail(f"RLIMIT_NOFILE hard limit {hard} < 4096: cannot hold descriptors above 1024")
     resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, 4096), hard))
-    held = []
+    held = hold_descriptors_up_to(1100)
     try:
-        while not held or held[-1] < 1100:
-            held.append(os.open(os.devnull, os.O_RDONLY))
         yield
     finally:
         for fd in held:

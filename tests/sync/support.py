@@ -162,3 +162,14 @@ class DistrictClient:
     def stop(self) -> None:
         if self.link:
             self.link.stop()
+
+
+def hold_descriptors_up_to(highest: int) -> list[int]:
+    """Open /dev/null until the newest descriptor is numbered ``highest`` or above; returns them all.
+
+    A new socket takes the lowest free number, so with these held it lands above ``highest``
+    (where ``select()`` cannot watch it, for ``highest`` >= 1024). Close them when done."""
+    held: list[int] = []
+    while not held or held[-1] < highest:
+        held.append(os.open(os.devnull, os.O_RDONLY))
+    return held

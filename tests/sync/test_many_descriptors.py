@@ -14,15 +14,13 @@ import os
 import paho.mqtt.client as mqtt
 
 from .schoolday import write_day
-from .support import assert_exactly_once, make_hub, wait_for
+from .support import assert_exactly_once, hold_descriptors_up_to, make_hub, wait_for
 
 
 def test_the_link_works_with_its_socket_above_descriptor_1024(tmp_path, broker, pki, district, ingest):
     # conftest's high_descriptors raised the limit and filled 0..1100 at the session's start;
     # fill whatever was closed below that since (a new socket takes the lowest free number).
-    held = []
-    while not held or held[-1] < 1100:
-        held.append(os.open(os.devnull, os.O_RDONLY))
+    held = hold_descriptors_up_to(1100)
     try:
         _sync_a_day(tmp_path, broker, pki, district, ingest)
     finally:
