@@ -318,9 +318,8 @@ class Link:
         return True
 
     def publish(self, topic: str, payload: bytes, qos: int = 1, retain: bool = False) -> mqtt.MQTTMessageInfo:
-        info = self.client.publish(topic, payload, qos=qos, retain=retain)
-        self._wake()
-        return info
+        # paho calls on_socket_register_write (our wake-up) when this queues the first packet.
+        return self.client.publish(topic, payload, qos=qos, retain=retain)
 
     def stop(self, final: tuple[str, bytes, bool] | None = None, timeout: float = 5.0) -> None:
         """Publish ``final`` (e.g. a retained offline status) if connected, disconnect, join."""
