@@ -155,8 +155,8 @@ class Link:
         # All socket writes on the link's own thread. Without loop_start(), paho's
         # publish() writes to the socket from the caller's thread, racing the loop
         # thread's writes: under load two partial TLS writes interleave and the
-        # broker drops the connection ("protocol error"). A (no-op) write-
-        # registration callback makes publish() only queue and wake the loop.
+        # broker drops the connection ("protocol error"). A write-registration
+        # callback makes publish() only queue, and ours wakes the loop.
         self.client.on_socket_register_write = lambda client, userdata, sock: self._wake()
         self.client.on_connect = self._connected
         self.client.on_message = lambda c, u, m: self._on_message(c, m)
@@ -262,10 +262,11 @@ class Link:
             return mqtt.MQTT_ERR_NO_CONN
         mask = selectors.EVENT_READ | (selectors.EVENT_WRITE if client.want_write() else 0)
         try:
-            if sock in sel.get_map():
-                sel.modify(sock, mask)
-            else:
+            key = sel.get_map().get(sock)
+            if key is None:
                 sel.register(sock, mask)
+            elif key.events != mask:  # epoll_ctl only when the interest changes
+                sel.modify(sock, mask)
         except (OSError, ValueError):  # closed under us (a disconnect from another thread)
             return mqtt.MQTT_ERR_CONN_LOST
         # TLS may already hold decrypted bytes that no selector can see.
@@ -336,3 +337,6 @@ class Link:
         self._wake()
         if self._thread:
             self._thread.join(timeout)
+        if not (self._thread and self._thread.is_alive()):
+            self._wake_r.close()
+            self._wake_w.close()

@@ -56,7 +56,6 @@ def wanted_addresses(interfaces: list[str] | None) -> list[str]:
     return sorted(found, key=lambda a: ipaddress.ip_address(a))
 
 
-
 def _readable(socks: list[socket.socket], timeout: float) -> list[socket.socket]:
     """The sockets of ``socks`` readable within ``timeout`` s: poll(), which (unlike
     select()) also watches descriptors numbered 1024 and above."""
@@ -65,6 +64,7 @@ def _readable(socks: list[socket.socket], timeout: float) -> list[socket.socket]
         poller.register(sock, select.POLLIN)
     ready = {fd for fd, _ in poller.poll(max(0.0, timeout) * 1000)}
     return [sock for sock in socks if sock.fileno() in ready]
+
 
 class AddressWatcher:
     """Blocks until the host's addresses may have changed, or a poll interval passes.
