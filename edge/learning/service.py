@@ -132,33 +132,6 @@ def _blob(a: np.ndarray) -> bytes:
     return np.ascontiguousarray(a, dtype=np.float32).tobytes()
 
 
-def _load_state(db: Database, student_id: int, model: KTModel) -> StudentState | None:
-    row = db.execute("SELECT model_version, h, c, p, steps, last_answer FROM learning_state WHERE student_id = ?", (student_id,)).fetchone()
-    if row is None or row[0] != model.version:
-        return None
-    p = np.frombuffer(row[3], dtype=np.float32) if row[3] else None
-    return StudentState(row[0], np.frombuffer(row[1], dtype=np.float32), np.frombuffer(row[2], dtype=np.float32), p, row[4], row[5])
-
-
-def _save_state(db: Database, student_id: int, st: StudentState) -> None:
-    db.conn.execute(
-        """INSERT INTO learning_state (student_id, model_version, h, c, p, steps, last_answer, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-           ON CONFLICT(student_id) DO UPDATE SET model_version = excluded.model_version, h = excluded.h, c = excluded.c,
-             p = excluded.p, steps = excluded.steps, last_answer = excluded.last_answer, updated_at = excluded.updated_at""",
-        (student_id, st.version, _blob(st.h), _blob(st.c), _blob(st.p) if st.p is not None else b"", st.steps, st.last_answer, time.time()),
-    )
-
-
-def _kp_skills(db: Database, kp_ids: Sequence[str], model: KTModel) -> dict[str, int | None]:
-    marks = ",".join("?" * len(kp_ids))
-    rows = db.execute(f"SELECT id, model_skill FROM learning_knowledge_points WHERE id IN ({marks})", tuple(kp_ids)).fetchall()
-    found = {r[0]: (r[1] if r[1] is not None and 0 <= r[1] < model.num_skills else None) for r in rows}
-    missing = [k for k in kp_ids if k not in found]
-    if missing:
-        raise UnknownKnowledgePoint(f"unknown knowledge point {missing[0]!r}")
-    return found
-
-
 def _step(model: KTModel, st: StudentState, skills: Iterable[int], correct: bool) -> None:
     for skill in sorted(set(skills)):
         st.p, st.h, st.c = model.step(skill, correct, st.h, st.c)
@@ -221,6 +194,18 @@ def warm_up(db: Database) -> None:
     model.step(0, 1, h, c)
 
 
+@dataclass(frozen=True)
+class Answer:
+    """One graded answer for :func:`record_answers`. ``knowledge_points`` None means the item's own tags."""
+
+    student_id: int
+    item_id: str
+    knowledge_points: Sequence[str] | None
+    correct: bool
+    at: float
+    answer_id: str | None = None
+
+
 def record_answer(
     db: Database,
     student_id: int,
@@ -241,92 +226,237 @@ def record_answer(
     the refusal and returns an empty dict. A repeated ``answer_id`` changes
     nothing and returns the current mastery.
     """
-    try:
-        return _record(db, student_id, item_id, knowledge_points, correct, at, answer_id)
-    except LearningError as err:
-        if strict:
-            raise
-        log.warning("answer not used for mastery", extra={"student_id": student_id, "item_id": item_id, "reason": str(err)})
-        return {}
+    return record_answers(db, [Answer(student_id, item_id, knowledge_points, correct, at, answer_id)], strict=strict)[0]
 
 
-def _record(
-    db: Database, student_id: int, item_id: str, knowledge_points: Sequence[str] | None, correct: bool, at: float, answer_id: str | None
-) -> dict[str, float]:
-    if db.execute("SELECT 1 FROM students WHERE id = ?", (student_id,)).fetchone() is None:
-        raise UnknownStudent(f"no student with id {student_id}")
-    if db.execute("SELECT 1 FROM learning_items WHERE id = ?", (item_id,)).fetchone() is None:
-        raise UnknownItem(f"no exercise {item_id!r} in the learning catalogue (register it first)")
-    if knowledge_points is None:
-        kps = [r[0] for r in db.execute("SELECT kp_id FROM learning_item_kps WHERE item_id = ? ORDER BY kp_id", (item_id,))]
-    else:
-        kps = list(dict.fromkeys(knowledge_points))
-    if not kps or len(kps) > MAX_KPS_PER_ITEM:
-        raise UnknownKnowledgePoint(f"an answer must name 1-{MAX_KPS_PER_ITEM} knowledge points")
+def record_answers(db: Database, answers: Sequence[Answer], strict: bool = False) -> list[dict[str, float]]:
+    """:func:`record_answer` for many answers at once, with the same result as calling it for each in order.
+
+    The quiz's group commit hands over every graded answer of a batch in one call: the
+    reads and writes are one statement per table for the whole batch, and the network
+    steps all students forward together (one batched model run per step), instead of a
+    dozen statements and a model run per answer. Returns each answer's new mastery of the
+    points it touched (for a repeated ``answer_id``: the mastery once the whole batch is
+    recorded); a refused answer (see :func:`record_answer`) gets an empty dict and writes
+    nothing, the others are recorded.
+    """
+    if not answers:
+        return []
     model = active_model(db)
-    skill_of = _kp_skills(db, kps, model)
-    if answer_id is not None:
-        if db.execute("SELECT 1 FROM learning_answers WHERE answer_id = ?", (answer_id,)).fetchone():
-            return mastery_of(db, student_id, kps)
-    cur = db.conn.execute(
-        "INSERT INTO learning_answers (answer_id, student_id, item_id, kps, correct, at) VALUES (?, ?, ?, ?, ?, ?)",
-        (answer_id, student_id, item_id, json.dumps(kps, ensure_ascii=False), 1 if correct else 0, float(at)),
-    )
-    new_id = int(cur.lastrowid or 0)
-    out: dict[str, float] = {}
-    net_kps = [k for k in kps if skill_of[k] is not None]
-    st = _load_state(db, student_id, model)
-    if st is None:
-        st = _rebuild(db, student_id, model, new_id)  # includes this answer
-    elif net_kps:
-        _step(model, st, [skill_of[k] for k in net_kps], correct)  # type: ignore[misc]
-        st.last_answer = new_id
-    else:
-        st.last_answer = new_id
-    _save_state(db, student_id, st)
-    if st.p is not None:
-        for k in net_kps:
-            out[k] = float(st.p[skill_of[k]])  # type: ignore[index]
-    for k in kps:
-        if skill_of[k] is None:
-            row = db.execute("SELECT p_known FROM learning_bkt WHERE student_id = ? AND kp_id = ?", (student_id, k)).fetchone()
-            p_known = bkt_model.update(row[0] if row else model.bkt.prior, correct, model.bkt)
-            db.conn.execute(
-                """INSERT INTO learning_bkt (student_id, kp_id, p_known, answers) VALUES (?, ?, ?, 1)
-                   ON CONFLICT(student_id, kp_id) DO UPDATE SET p_known = excluded.p_known, answers = answers + 1""",
-                (student_id, k, p_known),
-            )
-            out[k] = bkt_model.success(p_known, model.bkt)
-    _progress(db, student_id, item_id, bool(correct), float(at))
-    db.conn.executemany(
-        """INSERT INTO learning_evidence (student_id, kp_id, answers, correct, last_at) VALUES (?, ?, 1, ?, ?)
-           ON CONFLICT(student_id, kp_id) DO UPDATE SET answers = answers + 1, correct = correct + excluded.correct, last_at = excluded.last_at""",
-        [(student_id, k, 1 if correct else 0, float(at)) for k in kps],
-    )
+    batch = _Batch(db, model, answers)
+    out: list[dict[str, float]] = [{} for _ in answers]
+    accepted: list[tuple[int, list[str]]] = []
+    repeats: list[tuple[int, list[str]]] = []
+    for i, a in enumerate(answers):
+        try:
+            kps = batch.check(a)
+        except LearningError as err:
+            if strict:
+                raise
+            log.warning("answer not used for mastery", extra={"student_id": a.student_id, "item_id": a.item_id, "reason": str(err)})
+            continue
+        if a.answer_id is not None and not batch.claim(a.answer_id):
+            repeats.append((i, kps))  # changes nothing
+        else:
+            accepted.append((i, kps))
+    if accepted:
+        batch.write(accepted, out)
+    for i, kps in repeats:
+        out[i] = mastery_of(db, answers[i].student_id, kps)
     return out
+
+
+def _marks(n: int) -> str:
+    return ",".join("?" * n)
+
+
+class _Batch:
+    """What :func:`record_answers` reads once for all its answers."""
+
+    def __init__(self, db: Database, model: KTModel, answers: Sequence[Answer]) -> None:
+        self.db, self.model, self.answers = db, model, answers
+        students = list({a.student_id for a in answers})
+        self.students = {r[0] for r in db.execute(f"SELECT id FROM students WHERE id IN ({_marks(len(students))})", students)}
+        item_ids = list({a.item_id for a in answers})
+        self.items = {r[0] for r in db.execute(f"SELECT id FROM learning_items WHERE id IN ({_marks(len(item_ids))})", item_ids)}
+        untagged = [i for i in {a.item_id for a in answers if a.knowledge_points is None} if i in self.items]
+        self.item_kps: dict[str, list[str]] = {i: [] for i in untagged}
+        if untagged:
+            sql = f"SELECT item_id, kp_id FROM learning_item_kps WHERE item_id IN ({_marks(len(untagged))}) ORDER BY item_id, kp_id"
+            for item_id, kp in db.execute(sql, untagged):
+                self.item_kps[item_id].append(kp)
+        kp_ids = list({k for a in answers for k in (a.knowledge_points or ())} | {k for ks in self.item_kps.values() for k in ks})
+        self.skill_of: dict[str, int | None] = {}
+        if kp_ids:
+            sql = f"SELECT id, model_skill FROM learning_knowledge_points WHERE id IN ({_marks(len(kp_ids))})"
+            for kp, s in db.execute(sql, kp_ids):
+                self.skill_of[kp] = s if s is not None and 0 <= s < model.num_skills else None
+        ids = [a.answer_id for a in answers if a.answer_id is not None]
+        self.seen: set[str] = set()
+        if ids:
+            self.seen = {r[0] for r in db.execute(f"SELECT answer_id FROM learning_answers WHERE answer_id IN ({_marks(len(ids))})", ids)}
+
+    def check(self, a: Answer) -> list[str]:
+        """The answer's knowledge points, or the LearningError that refuses it."""
+        if a.student_id not in self.students:
+            raise UnknownStudent(f"no student with id {a.student_id}")
+        if a.item_id not in self.items:
+            raise UnknownItem(f"no exercise {a.item_id!r} in the learning catalogue (register it first)")
+        kps = self.item_kps[a.item_id] if a.knowledge_points is None else list(dict.fromkeys(a.knowledge_points))
+        if not kps or len(kps) > MAX_KPS_PER_ITEM:
+            raise UnknownKnowledgePoint(f"an answer must name 1-{MAX_KPS_PER_ITEM} knowledge points")
+        missing = [k for k in kps if k not in self.skill_of]
+        if missing:
+            raise UnknownKnowledgePoint(f"unknown knowledge point {missing[0]!r}")
+        return kps
+
+    def claim(self, answer_id: str) -> bool:
+        """False if this answer id was recorded before (or earlier in the batch)."""
+        if answer_id in self.seen:
+            return False
+        self.seen.add(answer_id)
+        return True
+
+    def write(self, accepted: list[tuple[int, list[str]]], out: list[dict[str, float]]) -> None:
+        """The accepted answers' rows, the network steps, BKT, progress and evidence."""
+        answers, conn = self.answers, self.db.conn
+        new_ids: dict[int, int] = {}
+        for i, kps in accepted:
+            a = answers[i]
+            cur = conn.execute(
+                "INSERT INTO learning_answers (answer_id, student_id, item_id, kps, correct, at) VALUES (?, ?, ?, ?, ?, ?)",
+                (a.answer_id, a.student_id, a.item_id, json.dumps(kps, ensure_ascii=False), 1 if a.correct else 0, float(a.at)),
+            )
+            new_ids[i] = int(cur.lastrowid or 0)
+        self.step_network(accepted, new_ids, out)
+        self.update_bkt(accepted, out)
+        self.update_progress(accepted)
+        conn.executemany(
+            """INSERT INTO learning_evidence (student_id, kp_id, answers, correct, last_at) VALUES (?, ?, 1, ?, ?)
+               ON CONFLICT(student_id, kp_id) DO UPDATE SET answers = answers + 1, correct = correct + excluded.correct, last_at = excluded.last_at""",
+            [(answers[i].student_id, k, 1 if answers[i].correct else 0, float(answers[i].at)) for i, kps in accepted for k in kps],
+        )
+
+    def step_network(self, accepted: list[tuple[int, list[str]]], new_ids: dict[int, int], out: list[dict[str, float]]) -> None:
+        """Each student's stored state stepped through their answers of the batch, all students at once."""
+        db, model, answers = self.db, self.model, self.answers
+        by_student: dict[int, list[int]] = {}
+        for i, _kps in accepted:
+            by_student.setdefault(answers[i].student_id, []).append(i)
+        sids = list(by_student)
+        states: dict[int, StudentState] = {}
+        sql = f"SELECT student_id, model_version, h, c, p, steps, last_answer FROM learning_state WHERE student_id IN ({_marks(len(sids))})"
+        for sid, version, h, c, p, steps, last in db.execute(sql, sids):
+            if version == model.version:
+                states[sid] = StudentState(version, np.frombuffer(h, dtype=np.float32), np.frombuffer(c, dtype=np.float32),
+                                           np.frombuffer(p, dtype=np.float32) if p else None, steps, last)
+        kps_of = dict(accepted)
+        # Per student: the network steps still to run, each with the answer it ends (or -1).
+        plans: dict[int, list[tuple[int, bool, int]]] = {}
+        for sid, idx in by_student.items():
+            plan: list[tuple[int, bool, int]] = []
+            st = states.get(sid)
+            for i in idx:
+                if st is None:
+                    # First answer under this model: replay the history, this answer included.
+                    st = states[sid] = _rebuild(db, sid, model, new_ids[i])
+                    plan.append((-1, False, i))
+                else:
+                    skills = sorted({s for k in kps_of[i] if (s := self.skill_of[k]) is not None})
+                    plan.extend((s, answers[i].correct, i if j == len(skills) - 1 else -1) for j, s in enumerate(skills))
+                    if not skills:
+                        plan.append((-1, False, i))
+                st.last_answer = new_ids[i]
+            plans[sid] = plan
+        longest = max(len(p) for p in plans.values())
+        for t in range(longest):
+            live = [sid for sid in sids if len(plans[sid]) > t and plans[sid][t][0] >= 0]
+            if live:
+                h = np.stack([states[s].h for s in live])
+                c = np.stack([states[s].c for s in live])
+                skills = np.array([plans[s][t][0] for s in live], dtype=np.int64)
+                correct = np.array([1 if plans[s][t][1] else 0 for s in live], dtype=np.int64)
+                p, h2, c2 = model.step_batch(skills, correct, h, c)
+                for j, s in enumerate(live):
+                    st = states[s]
+                    st.p, st.h, st.c = p[j], h2[j], c2[j]
+                    st.steps += 1
+            for sid in sids:
+                if len(plans[sid]) > t and (i := plans[sid][t][2]) >= 0:
+                    st = states[sid]
+                    if st.p is not None:
+                        for k in kps_of[i]:
+                            if (s := self.skill_of[k]) is not None:
+                                out[i][k] = float(st.p[s])
+        now = time.time()
+        db.conn.executemany(
+            """INSERT INTO learning_state (student_id, model_version, h, c, p, steps, last_answer, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+               ON CONFLICT(student_id) DO UPDATE SET model_version = excluded.model_version, h = excluded.h, c = excluded.c,
+                 p = excluded.p, steps = excluded.steps, last_answer = excluded.last_answer, updated_at = excluded.updated_at""",
+            [(sid, st.version, _blob(st.h), _blob(st.c), _blob(st.p) if st.p is not None else b"", st.steps, st.last_answer, now)
+             for sid in sids for st in (states[sid],)],
+        )
+
+    def update_bkt(self, accepted: list[tuple[int, list[str]]], out: list[dict[str, float]]) -> None:
+        """Points the network does not cover: one BKT update per answer, in order."""
+        bkt = self.model.bkt
+        pairs = [(self.answers[i].student_id, k, i) for i, kps in accepted for k in kps if self.skill_of[k] is None]
+        if not pairs:
+            return
+        sids = list({p[0] for p in pairs})
+        wanted = {(s, k) for s, k, _ in pairs}
+        known: dict[tuple[int, str], float] = {}
+        for sid, kp, p_known in self.db.execute(f"SELECT student_id, kp_id, p_known FROM learning_bkt WHERE student_id IN ({_marks(len(sids))})", sids):
+            if (sid, kp) in wanted:
+                known[(sid, kp)] = p_known
+        counts: dict[tuple[int, str], int] = {}
+        for sid, kp, i in pairs:
+            p_known = bkt_model.update(known.get((sid, kp), bkt.prior), self.answers[i].correct, bkt)
+            known[(sid, kp)] = p_known
+            counts[(sid, kp)] = counts.get((sid, kp), 0) + 1
+            out[i][kp] = bkt_model.success(p_known, bkt)
+        self.db.conn.executemany(
+            """INSERT INTO learning_bkt (student_id, kp_id, p_known, answers) VALUES (?, ?, ?, ?)
+               ON CONFLICT(student_id, kp_id) DO UPDATE SET p_known = excluded.p_known, answers = answers + excluded.answers""",
+            [(sid, kp, known[(sid, kp)], n) for (sid, kp), n in counts.items()],
+        )
+
+    def update_progress(self, accepted: list[tuple[int, list[str]]]) -> None:
+        """Each (student, item)'s attempts and its re-practice schedule, answer by answer."""
+        answers = self.answers
+        sids = list({answers[i].student_id for i, _ in accepted})
+        wanted = {(answers[i].student_id, answers[i].item_id) for i, _ in accepted}
+        rows: dict[tuple[int, str], tuple[float, int, int, int, int, float | None]] = {}
+        sql = f"SELECT student_id, item_id, attempts, wrong, streak FROM learning_item_progress WHERE student_id IN ({_marks(len(sids))})"
+        current = {(s, it): (n, w, k) for s, it, n, w, k in self.db.execute(sql, sids) if (s, it) in wanted}
+        for i, _kps in accepted:
+            a = answers[i]
+            key = (a.student_id, a.item_id)
+            attempts, wrong, streak = current.get(key, (0, 0, 0))
+            wrong, streak, due = _next_review(bool(a.correct), float(a.at), wrong, streak)
+            current[key] = (attempts + 1, wrong, streak)
+            rows[key] = (float(a.at), 1 if a.correct else 0, attempts + 1, wrong, streak, due)
+        self.db.conn.executemany(
+            """INSERT INTO learning_item_progress (student_id, item_id, last_at, last_correct, attempts, wrong, streak, due_at)
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+               ON CONFLICT(student_id, item_id) DO UPDATE SET last_at = excluded.last_at, last_correct = excluded.last_correct,
+                 attempts = excluded.attempts, wrong = excluded.wrong, streak = excluded.streak, due_at = excluded.due_at""",
+            [(s, it, *v) for (s, it), v in rows.items()],
+        )
 
 
 # Re-practice of a wrong item after 1, 3, 7 and 16 days of right answers (expanding spacing).
 REVIEW_INTERVALS_S = (86_400.0, 3 * 86_400.0, 7 * 86_400.0, 16 * 86_400.0)
 
 
-def _progress(db: Database, student_id: int, item_id: str, correct: bool, at: float) -> None:
-    row = db.execute("SELECT attempts, wrong, streak FROM learning_item_progress WHERE student_id = ? AND item_id = ?", (student_id, item_id)).fetchone()
-    attempts, wrong, streak = row if row else (0, 0, 0)
+def _next_review(correct: bool, at: float, wrong: int, streak: int) -> tuple[int, int, float | None]:
+    """(wrong, streak, due) after one more answer on an item."""
     if not correct:
-        wrong, streak, due = wrong + 1, 0, at + REVIEW_INTERVALS_S[0]
-    elif wrong:
+        return wrong + 1, 0, at + REVIEW_INTERVALS_S[0]
+    if wrong:
         streak += 1
-        due = at + REVIEW_INTERVALS_S[streak] if streak < len(REVIEW_INTERVALS_S) else None
-    else:
-        due = None
-    db.conn.execute(
-        """INSERT INTO learning_item_progress (student_id, item_id, last_at, last_correct, attempts, wrong, streak, due_at)
-           VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-           ON CONFLICT(student_id, item_id) DO UPDATE SET last_at = excluded.last_at, last_correct = excluded.last_correct,
-             attempts = excluded.attempts, wrong = excluded.wrong, streak = excluded.streak, due_at = excluded.due_at""",
-        (student_id, item_id, at, 1 if correct else 0, attempts + 1, wrong, streak, due),
-    )
+        return wrong, streak, (at + REVIEW_INTERVALS_S[streak] if streak < len(REVIEW_INTERVALS_S) else None)
+    return wrong, streak, None
 
 
 # -- reading mastery --------------------------------------------------------------------

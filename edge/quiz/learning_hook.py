@@ -1,6 +1,7 @@
 """The seam to personalised learning (issue 8, ``edge.learning.service``).
 
-Grading and item import call these inside their own transaction. Learning's
+Grading and item import call these inside their own transaction (the answer
+writer hands over a whole group commit's graded answers in one call). Learning's
 opinion never decides a grade or an import: its call runs under a SAVEPOINT,
 and if it refuses (an item it cannot use, say) that part is rolled back and
 logged while the grade or the imported question stands. Capabilities do not
@@ -12,6 +13,7 @@ from __future__ import annotations
 import importlib
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from edge.storage.db import Database
@@ -34,7 +36,7 @@ def _fn(name: str) -> Callable[..., Any] | None:
 
 def warm_up(db: Database | None = None) -> None:
     """Import personalised learning, and with ``db`` load its model, ahead of the first graded answer."""
-    _fn("record_answer")
+    _fn("record_answers")
     fn = _fn("warm_up")
     if db is not None and fn is not None:
         try:
@@ -57,9 +59,31 @@ def _guarded(db: Database, what: str, call: Callable[[], Any]) -> None:
 def record_answer_for_learning(db: Database, student_id: int, item_uid: str, knowledge_points: list[str], correct: bool, at: float,
                                answer_id: str) -> None:
     """Tell personalised learning a graded answer (same transaction as the grade)."""
-    fn = _fn("record_answer")
-    if fn is not None and knowledge_points:
-        _guarded(db, "record_answer", lambda: fn(db, student_id, item_uid, knowledge_points, correct, at, answer_id=answer_id))
+    record_answers_for_learning(db, [GradedAnswer(student_id, item_uid, knowledge_points, correct, at, answer_id)])
+
+
+@dataclass(frozen=True)
+class GradedAnswer:
+    """What learning hears of a graded answer."""
+
+    student_id: int
+    item_uid: str
+    knowledge_points: list[str]
+    correct: bool
+    at: float
+    answer_id: str
+
+
+def record_answers_for_learning(db: Database, answers: list[GradedAnswer]) -> None:
+    """Tell personalised learning the graded answers of one group commit, in one call (same transaction)."""
+    fn = _fn("record_answers")
+    tagged = [a for a in answers if a.knowledge_points]
+    if fn is None or not tagged:
+        return
+    make = _fn("Answer")
+    assert make is not None
+    batch = [make(a.student_id, a.item_uid, a.knowledge_points, a.correct, a.at, a.answer_id) for a in tagged]
+    _guarded(db, "record_answers", lambda: fn(db, batch))
 
 
 def register_items_for_learning(db: Database, items: list[dict[str, Any]]) -> None:

@@ -22,10 +22,12 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
+
 from edge import outbox
 from edge.quiz import bank, xapi
 from edge.quiz.items import Grade, ItemError, grade, n_blanks, validate_response
-from edge.quiz.learning_hook import record_answer_for_learning
+from edge.quiz.learning_hook import GradedAnswer, record_answer_for_learning, record_answers_for_learning
 from edge.storage.db import Database, transaction
 
 log = logging.getLogger(__name__)
@@ -150,9 +152,23 @@ class AnswerIn:
 
 
 def _request_sha(a: AnswerIn) -> str:
-    # sent_at changes with every resend; it is not part of what the answer *is*.
-    blob = json.dumps([a.session_id, a.item_id, a.student_id, a.response, a.final, a.answered_at], sort_keys=True, ensure_ascii=False)
-    return hashlib.sha256(blob.encode()).hexdigest()
+    """A digest of what the answer *is* (sent_at changes with every resend; it is not part of it)."""
+    content = [a.session_id, a.item_id, a.student_id, a.response, a.final, a.answered_at]
+    try:
+        return "2:" + hashlib.sha256(orjson.dumps(content, option=orjson.OPT_SORT_KEYS)).hexdigest()
+    except TypeError:  # what orjson cannot write (an integer beyond 64 bits) keeps the first form
+        return _request_sha_v1(content)
+
+
+def _request_sha_v1(content: list[Any]) -> str:
+    # The first form, still stored for answers acknowledged before the "2:" form existed.
+    return hashlib.sha256(json.dumps(content, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
+
+
+def _same_request(stored_sha: str, a: AnswerIn, sha: str) -> bool:
+    if stored_sha.startswith("2:") or sha[:2] != "2:":
+        return stored_sha == sha
+    return stored_sha == _request_sha_v1([a.session_id, a.item_id, a.student_id, a.response, a.final, a.answered_at])
 
 
 def _ack(client_id: str, session_id: int, item_id: int, outcome: str, received_at: float) -> dict[str, Any]:
@@ -285,16 +301,19 @@ def prepare_answer(db: Database, facts: HubFacts, a: AnswerIn, lookups: Lookups,
 
 def _statement(facts: HubFacts, item: bank.StoredItem, pseudo: str, seed: str, response: dict[str, Any], correct: bool, score: float,
                registration: str, at: float) -> tuple[str, str]:
-    stmt = xapi.answered(statement_uuid=xapi.statement_id(seed), hub_id=facts.hub_id, pseudo_id=pseudo, item=item, response=response,
-                         correct=correct, score=score, registration=registration, at=at, tz=facts.timezone)
-    return stmt["id"], json.dumps(stmt, ensure_ascii=False, separators=(",", ":"))
+    return xapi.answered_json(statement_uuid=xapi.statement_id(seed), hub_id=facts.hub_id, pseudo_id=pseudo, item=item, response=response,
+                              correct=correct, score=score, registration=registration, at=at, tz=facts.timezone)
 
 
 def apply_answer(db: Database, bus: Any, facts: HubFacts, a: AnswerIn, principal_student_id: int,
-                 principal_class_id: int, lookups: Lookups | None = None, prepared: Prepared | None = None) -> tuple[dict[str, Any], bool]:
+                 principal_class_id: int, lookups: Lookups | None = None, prepared: Prepared | None = None,
+                 learning: list[GradedAnswer] | None = None) -> tuple[dict[str, Any], bool]:
     """:func:`submit_answer` inside the caller's transaction (the group writer batches many, sharing ``lookups``).
 
     ``prepared`` is :func:`prepare_answer`'s result for ``a``, if the caller made it before taking the lock.
+    With ``learning`` the graded answer is appended there, for the caller to hand to personalised
+    learning with the rest of its batch (:func:`record_answers_for_learning`) before it commits;
+    without, it is handed over here.
     """
     if a.student_id != principal_student_id:
         raise QuizError(409, "wrong-student", "this answer belongs to another student; sign in as that student to send it")
@@ -306,7 +325,7 @@ def apply_answer(db: Database, bus: Any, facts: HubFacts, a: AnswerIn, principal
     prev = db.conn.execute("SELECT session_id, item_id, student_id, request_sha, outcome, received_at FROM quiz_submissions WHERE client_id = ?",
                            (a.client_id,)).fetchone()
     if prev is not None:
-        if prev[3] != prepared.sha:
+        if not _same_request(prev[3], a, prepared.sha):
             raise QuizError(409, "replayed-id", "this answer id was already used for a different answer")
         return _ack(a.client_id, prev[0], prev[1], prev[4], prev[5]), False
     row = lookups.slot(db, a.session_id, a.item_id)
@@ -367,12 +386,17 @@ def apply_answer(db: Database, bus: Any, facts: HubFacts, a: AnswerIn, principal
             statement = _statement(facts, item, lookups.pseudo_id(db, a.student_id), a.client_id, response, g.correct,
                                    float(g.score or 0.0), registration, made_at)
         outbox.append_json(db, xapi.XAPI_EVENT, statement[1], event_id=statement[0])
-        record_answer_for_learning(db, a.student_id, item.uid, item.knowledge_points, g.correct, made_at, answer_id=a.client_id)
     answered = lookups.count_after_insert(db, a.session_id, a.item_id, inserted=cur_ans is None)
     bus.emit(db, staff_channel(class_id), EV_ANSWER, {
         "session_id": a.session_id, "item_id": a.item_id, "student_id": a.student_id, "client_id": a.client_id,
         "response": response, "correct": g.correct, "answered": answered, "final": a.final,
     })
+    if g.correct is not None:
+        graded = GradedAnswer(a.student_id, item.uid, item.knowledge_points, g.correct, made_at, a.client_id)
+        if learning is None:
+            record_answers_for_learning(db, [graded])
+        else:
+            learning.append(graded)  # last: nothing after this can fail and leave it behind
     return _ack(a.client_id, a.session_id, a.item_id, outcome, received), True
 
 

@@ -28,6 +28,7 @@ from typing import Any
 
 from prometheus_client import Counter
 
+from edge.quiz.learning_hook import GradedAnswer, record_answers_for_learning
 from edge.quiz.sessions import AnswerIn, HubFacts, Lookups, Prepared, QuizError, apply_answer, prepare_answer
 from edge.storage.db import Database, connect
 
@@ -176,12 +177,16 @@ class GroupWriter:
             lookups.new_batch()  # what the other worker committed before we got the lock is read afresh
             batch.append(first)
             todo = [first, *self._drain(batch)]
+            learning: list[GradedAnswer] = []
             try:
                 while todo:
                     for job in todo:
-                        self._apply(db, job)
+                        self._apply(db, job, learning)
                     # Answers that arrived while these were applied ride on the same commit.
                     todo = self._drain(batch)
+                # Personalised learning hears the whole batch at once: one batched model step
+                # for every student, a statement per table (edge/learning/service.record_answers).
+                record_answers_for_learning(db, learning)
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise
@@ -190,11 +195,12 @@ class GroupWriter:
             fcntl.flock(lock_fd, fcntl.LOCK_UN)
             LOCKED.inc(time.perf_counter() - t0)
 
-    def _apply(self, db: Database, job: _Job) -> None:
+    def _apply(self, db: Database, job: _Job, learning: list[GradedAnswer]) -> None:
         conn = db.conn
         conn.execute("SAVEPOINT answer")
         try:
-            job.result = apply_answer(db, self._bus, self._facts, job.answer, job.student_id, job.class_id, self._lookups, job.prepared)
+            job.result = apply_answer(db, self._bus, self._facts, job.answer, job.student_id, job.class_id, self._lookups, job.prepared,
+                                      learning)
         except Exception as exc:  # one bad answer must not sink the batch
             conn.execute("ROLLBACK TO answer")
             self._lookups.new_batch()

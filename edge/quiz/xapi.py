@@ -7,10 +7,13 @@ id: the district never learns a child's name from a learning record.
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
+
+import orjson
 
 from edge.quiz.items import INTERACTION_TYPES
 
@@ -21,8 +24,16 @@ XAPI_EVENT = "xapi.statement"
 _NS = uuid.UUID("6f1f3b2e-8c1d-4d59-9a55-2d6f0c7b9e41")
 
 
+_NS_BYTES = _NS.bytes
+
+
 def statement_id(seed: str) -> str:
-    return str(uuid.uuid5(_NS, seed))
+    """``str(uuid.uuid5(_NS, seed))``, without building UUID objects (this runs for every graded answer)."""
+    h = bytearray(hashlib.sha1(_NS_BYTES + seed.encode(), usedforsecurity=False).digest()[:16])
+    h[6] = (h[6] & 0x0F) | 0x50  # version 5
+    h[8] = (h[8] & 0x3F) | 0x80  # RFC 4122 variant
+    x = h.hex()
+    return f"{x[:8]}-{x[8:12]}-{x[12:16]}-{x[16:20]}-{x[20:]}"
 
 
 def _response_string(item_type: str, response: dict[str, Any]) -> str:
@@ -52,22 +63,12 @@ def _pattern(item_type: str, key: dict[str, Any]) -> list[str]:
 def answered(*, statement_uuid: str, hub_id: str, pseudo_id: str, item: Any, response: dict[str, Any], correct: bool,
              score: float, registration: str, at: float, tz: str) -> dict[str, Any]:
     """The statement for one graded answer. ``item`` is a :class:`edge.quiz.bank.StoredItem`."""
-    definition: dict[str, Any] = {
-        "type": INTERACTION,
-        "interactionType": INTERACTION_TYPES[item.type],
-        "description": {"zh-CN": item.stem[:500]},
-    }
-    pattern = _pattern(item.type, item.key)
-    if pattern:
-        definition["correctResponsesPattern"] = pattern
-    if item.type in ("single", "multiple"):
-        definition["choices"] = [{"id": str(i), "description": {"zh-CN": o}} for i, o in enumerate(item.options)]
     points = float(item.points)
     return {
         "id": statement_uuid,
         "actor": {"objectType": "Agent", "account": {"homePage": f"urn:classroom-hub:{hub_id}", "name": pseudo_id}},
-        "verb": {"id": ANSWERED, "display": {"en-US": "answered", "zh-CN": "作答"}},
-        "object": {"objectType": "Activity", "id": f"urn:classroom-hub:item:{item.uid}", "definition": definition},
+        "verb": _VERB,
+        "object": _activity(item),
         "result": {
             "success": bool(correct),
             "response": _response_string(item.type, response),
@@ -80,3 +81,34 @@ def answered(*, statement_uuid: str, hub_id: str, pseudo_id: str, item: Any, res
         },
         "timestamp": datetime.fromtimestamp(at, ZoneInfo(tz)).isoformat(timespec="milliseconds"),
     }
+
+
+def answered_json(**kwargs: Any) -> tuple[str, str]:
+    """:func:`answered` as (statement id, the statement as compact JSON text) for the outbox."""
+    stmt = answered(**kwargs)
+    return stmt["id"], orjson.dumps(stmt).decode()
+
+
+_VERB = {"id": ANSWERED, "display": {"en-US": "answered", "zh-CN": "作答"}}
+_activities: dict[str, dict[str, Any]] = {}
+
+
+def _activity(item: Any) -> dict[str, Any]:
+    """The question as an xAPI activity; an item's content never changes (the bank stores edits as new items),
+    so each is built once per process. Callers serialise it, never change it."""
+    activity = _activities.get(item.uid)
+    if activity is None:
+        definition: dict[str, Any] = {
+            "type": INTERACTION,
+            "interactionType": INTERACTION_TYPES[item.type],
+            "description": {"zh-CN": item.stem[:500]},
+        }
+        pattern = _pattern(item.type, item.key)
+        if pattern:
+            definition["correctResponsesPattern"] = pattern
+        if item.type in ("single", "multiple"):
+            definition["choices"] = [{"id": str(i), "description": {"zh-CN": o}} for i, o in enumerate(item.options)]
+        activity = {"objectType": "Activity", "id": f"urn:classroom-hub:item:{item.uid}", "definition": definition}
+        if len(_activities) < 10_000:
+            _activities[item.uid] = activity
+    return activity

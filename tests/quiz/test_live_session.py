@@ -3,7 +3,9 @@ xAPI statements in the same transaction, keys only after close, bad answers refu
 
 from __future__ import annotations
 
+import hashlib
 import json
+import sqlite3
 import time
 import uuid
 
@@ -37,6 +39,27 @@ def test_answer_is_graded_once_and_a_retry_gets_the_same_ack(room: QuizRoom) -> 
     before = room.env.snapshot()
     assert_problem(room.answer(p, sid, single, {"choices": [2]}, client_id=cid, answered_at=body_time), 409, "replayed-id")
     assert room.env.snapshot() == before
+
+
+def test_a_retry_of_an_answer_stored_before_the_digest_changed_is_still_a_retry(room: QuizRoom) -> None:
+    # Answers acknowledged by an older hub carry the first form of the request digest (no "2:"
+    # prefix); a tablet resending one after the upgrade must get its ack, not a conflict.
+    single, _ = _items(room)
+    sid = room.start([single])
+    p = room.pupils[0]
+    cid, t = str(uuid.uuid4()), time.time()
+    first = room.answer(p, sid, single, {"choices": [1]}, client_id=cid, answered_at=t)
+    assert first.status_code == 201
+    stored = room.env.sql("SELECT request_sha FROM quiz_submissions WHERE client_id = ?", (cid,))[0][0]
+    assert stored.startswith("2:")
+    legacy = hashlib.sha256(json.dumps([sid, single, p.student_id, {"choices": [1]}, False, t], sort_keys=True, ensure_ascii=False)
+                            .encode()).hexdigest()
+    with sqlite3.connect(room.env.config.db_path) as conn:
+        conn.execute("UPDATE quiz_submissions SET request_sha = ? WHERE client_id = ?", (legacy, cid))
+    assert room.env.sql("SELECT request_sha FROM quiz_submissions WHERE client_id = ?", (cid,))[0][0] == legacy
+    again = room.answer(p, sid, single, {"choices": [1]}, client_id=cid, answered_at=t, sent_at=t + 5)
+    assert again.status_code == 200 and again.get_json() == first.get_json()
+    assert_problem(room.answer(p, sid, single, {"choices": [2]}, client_id=cid, answered_at=t), 409, "replayed-id")
 
 
 def test_every_graded_answer_writes_one_xapi_statement(room: QuizRoom) -> None:
