@@ -57,3 +57,14 @@ class OrjsonProvider(DefaultJSONProvider):
         if data is None:
             return super().response(*args, **kwargs)
         return self._app.response_class(data, mimetype=self.mimetype)
+
+
+def compact(obj: Any) -> str:
+    """``obj`` as compact JSON text (what the hub stores: events, answers), by orjson where it can.
+
+    Insertion order is kept; what orjson refuses (an integer beyond 64 bits) is written by the stdlib.
+    """
+    try:
+        return orjson.dumps(obj, option=orjson.OPT_NON_STR_KEYS).decode()
+    except TypeError:
+        return json.dumps(obj, ensure_ascii=False, separators=(",", ":"))

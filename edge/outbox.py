@@ -4,17 +4,17 @@ the hub never deletes an unsent row."""
 
 from __future__ import annotations
 
-import json
 import time
 import uuid
 from typing import Any
 
+from edge.jsonio import compact
 from edge.storage.db import Database
 
 
 def append(db: Database, type_: str, payload: dict[str, Any], schema: int = 1, event_id: str | None = None) -> int:
     """Append one event; the caller owns the transaction. Returns its sequence number."""
-    return append_json(db, type_, json.dumps(payload, ensure_ascii=False, separators=(",", ":")), schema, event_id)
+    return append_json(db, type_, compact(payload), schema, event_id)
 
 
 def append_json(db: Database, type_: str, payload_json: str, schema: int = 1, event_id: str | None = None) -> int:
@@ -25,6 +25,15 @@ def append_json(db: Database, type_: str, payload_json: str, schema: int = 1, ev
         (event_id or str(uuid.uuid4()), type_, schema, payload_json, time.time()),
     )
     return int(cur.lastrowid or 0)
+
+
+def append_many_json(db: Database, events: list[tuple[str, str, int, str]]) -> None:
+    """:func:`append_json` for many events, (type, payload JSON, schema, event id) each, in one statement;
+    their sequence numbers follow the list's order."""
+    if events:
+        now = time.time()
+        db.conn.executemany("INSERT INTO outbox (event_id, type, schema, payload, created_at) VALUES (?, ?, ?, ?, ?)",
+                            [(event_id, type_, schema, payload, now) for type_, payload, schema, event_id in events])
 
 
 def depth(db: Database) -> tuple[int, float | None]:

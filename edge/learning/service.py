@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import orjson
 
 from edge import outbox
 from edge.learning import bkt as bkt_model
@@ -320,14 +321,16 @@ class _Batch:
     def write(self, accepted: list[tuple[int, list[str]]], out: list[dict[str, float]]) -> None:
         """The accepted answers' rows, the network steps, BKT, progress and evidence."""
         answers, conn = self.answers, self.db.conn
-        new_ids: dict[int, int] = {}
-        for i, kps in accepted:
-            a = answers[i]
-            cur = conn.execute(
-                "INSERT INTO learning_answers (answer_id, student_id, item_id, kps, correct, at) VALUES (?, ?, ?, ?, ?, ?)",
-                (a.answer_id, a.student_id, a.item_id, json.dumps(kps, ensure_ascii=False), 1 if a.correct else 0, float(a.at)),
-            )
-            new_ids[i] = int(cur.lastrowid or 0)
+        last = conn.execute("SELECT COALESCE(MAX(id), 0) FROM learning_answers").fetchone()[0]
+        conn.executemany(
+            "INSERT INTO learning_answers (answer_id, student_id, item_id, kps, correct, at) VALUES (?, ?, ?, ?, ?, ?)",
+            [(answers[i].answer_id, answers[i].student_id, answers[i].item_id, orjson.dumps(kps).decode(), 1 if answers[i].correct else 0,
+              float(answers[i].at)) for i, kps in accepted],
+        )
+        # Each new row's id is one above the largest at its insert, so the new ids, in order, are the rows' order.
+        ids = [r[0] for r in conn.execute("SELECT id FROM learning_answers WHERE id > ? ORDER BY id", (last,))]
+        assert len(ids) == len(accepted)
+        new_ids = {i: row_id for (i, _kps), row_id in zip(accepted, ids, strict=True)}
         self.step_network(accepted, new_ids, out)
         self.update_bkt(accepted, out)
         self.update_progress(accepted)
@@ -403,12 +406,9 @@ class _Batch:
         pairs = [(self.answers[i].student_id, k, i) for i, kps in accepted for k in kps if self.skill_of[k] is None]
         if not pairs:
             return
-        sids = list({p[0] for p in pairs})
-        wanted = {(s, k) for s, k, _ in pairs}
-        known: dict[tuple[int, str], float] = {}
-        for sid, kp, p_known in self.db.execute(f"SELECT student_id, kp_id, p_known FROM learning_bkt WHERE student_id IN ({_marks(len(sids))})", sids):
-            if (sid, kp) in wanted:
-                known[(sid, kp)] = p_known
+        sids, kps = list({p[0] for p in pairs}), list({p[1] for p in pairs})
+        sql = f"SELECT student_id, kp_id, p_known FROM learning_bkt WHERE student_id IN ({_marks(len(sids))}) AND kp_id IN ({_marks(len(kps))})"
+        known: dict[tuple[int, str], float] = {(sid, kp): p_known for sid, kp, p_known in self.db.execute(sql, [*sids, *kps])}
         counts: dict[tuple[int, str], int] = {}
         for sid, kp, i in pairs:
             p_known = bkt_model.update(known.get((sid, kp), bkt.prior), self.answers[i].correct, bkt)
@@ -425,10 +425,11 @@ class _Batch:
         """Each (student, item)'s attempts and its re-practice schedule, answer by answer."""
         answers = self.answers
         sids = list({answers[i].student_id for i, _ in accepted})
-        wanted = {(answers[i].student_id, answers[i].item_id) for i, _ in accepted}
+        items = list({answers[i].item_id for i, _ in accepted})
         rows: dict[tuple[int, str], tuple[float, int, int, int, int, float | None]] = {}
-        sql = f"SELECT student_id, item_id, attempts, wrong, streak FROM learning_item_progress WHERE student_id IN ({_marks(len(sids))})"
-        current = {(s, it): (n, w, k) for s, it, n, w, k in self.db.execute(sql, sids) if (s, it) in wanted}
+        sql = (f"SELECT student_id, item_id, attempts, wrong, streak FROM learning_item_progress"
+               f" WHERE student_id IN ({_marks(len(sids))}) AND item_id IN ({_marks(len(items))})")
+        current = {(s, it): (n, w, k) for s, it, n, w, k in self.db.execute(sql, [*sids, *items])}
         for i, _kps in accepted:
             a = answers[i]
             key = (a.student_id, a.item_id)

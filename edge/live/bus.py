@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from edge.jsonio import compact
 from edge.storage.db import Database, ThreadLocalDatabase
 
 log = logging.getLogger(__name__)
@@ -71,9 +72,15 @@ class LiveBus:
         """Record an event in the caller's transaction; call :meth:`wake` after commit."""
         cur = db.conn.execute(
             "INSERT INTO live_events (channel, type, data, created_at) VALUES (?, ?, ?, ?)",
-            (channel, type_, json.dumps(data, ensure_ascii=False, separators=(",", ":")), time.time()),
+            (channel, type_, compact(data), time.time()),
         )
         return int(cur.lastrowid or 0)
+
+    def emit_many(self, db: Database, events: list[tuple[str, str, dict[str, Any]]]) -> None:
+        """:meth:`emit` for many (channel, type, data) events in one statement, in this order."""
+        now = time.time()
+        db.conn.executemany("INSERT INTO live_events (channel, type, data, created_at) VALUES (?, ?, ?, ?)",
+                            [(channel, type_, compact(data), now) for channel, type_, data in events])
 
     def publish(self, channel: str, type_: str, data: dict[str, Any]) -> int:
         """Record and deliver an event on its own (autocommit)."""

@@ -25,9 +25,11 @@ from typing import Any
 import orjson
 
 from edge import outbox
+from edge.jsonio import compact
 from edge.quiz import bank, xapi
+from edge.quiz.answer_store import AnswerBatch, Submission
 from edge.quiz.items import Grade, ItemError, grade, n_blanks, validate_response
-from edge.quiz.learning_hook import GradedAnswer, record_answer_for_learning, record_answers_for_learning
+from edge.quiz.learning_hook import GradedAnswer, record_answer_for_learning
 from edge.storage.db import Database, transaction
 
 log = logging.getLogger(__name__)
@@ -183,7 +185,7 @@ class Lookups:
     of the process (dict reads and writes are atomic: request threads share them). A session's question row and its answered count are kept only for one group
     commit: the writer holds the database write lock for the whole batch, so nothing
     (a close, another worker's answers) can change them in between. :meth:`new_batch`
-    starts the next batch; call it too after a failed answer, whose count may not stand.
+    starts the next batch.
     """
 
     def __init__(self) -> None:
@@ -211,15 +213,18 @@ class Lookups:
             self.slots[key] = db.conn.execute(_SESSION_ITEM_SQL, key).fetchone()
         return self.slots[key]
 
-    def count_after_insert(self, db: Database, session_id: int, item_id: int, inserted: bool) -> int:
-        key = (session_id, item_id)
-        n = self.answered.get(key)
+    def count_with(self, db: Database, session_id: int, item_id: int, inserted: bool) -> int:
+        """How many students will have answered the question once this answer is in (it is inserted
+        or, when ``inserted`` is False, replaces one); :meth:`note_count` keeps the figure for the batch."""
+        n = self.answered.get((session_id, item_id))
         if n is None:
-            n = db.conn.execute("SELECT COUNT(*) FROM quiz_answers WHERE session_id = ? AND item_id = ?", key).fetchone()[0]
-        elif inserted:
-            n += 1
-        self.answered[key] = n
-        return n
+            # Read before any of the batch's own rows are written (they are written when it flushes).
+            n = db.conn.execute("SELECT COUNT(*) FROM quiz_answers WHERE session_id = ? AND item_id = ?", (session_id, item_id)).fetchone()[0]
+            self.answered[(session_id, item_id)] = n
+        return n + (1 if inserted else 0)
+
+    def note_count(self, session_id: int, item_id: int, n: int) -> None:
+        self.answered[(session_id, item_id)] = n
 
     def registration(self, db: Database, session_id: int) -> str | None:
         """The session's UUID (the xAPI registration); None for no such session."""
@@ -246,15 +251,6 @@ _SESSION_ITEM_SQL = (
     "SELECT s.class_id, s.uuid, s.allow_change, s.grace_s, s.closed_at, si.opened_at, si.closes_at, si.closed_at"
     " FROM quiz_sessions s JOIN quiz_session_items si ON si.session_id = s.id WHERE s.id = ? AND si.item_id = ?"
 )
-
-
-def submit_answer(db: Database, bus: Any, facts: HubFacts, a: AnswerIn, principal_student_id: int, principal_class_id: int) -> tuple[dict[str, Any], bool]:
-    """Record, grade and acknowledge one answer. Returns (ack, created); a retry returns the same ack with created False.
-
-    The ack never says whether the answer is right. Raises :class:`QuizError`.
-    """
-    with transaction(db):
-        return apply_answer(db, bus, facts, a, principal_student_id, principal_class_id)
 
 
 @dataclass
@@ -305,29 +301,24 @@ def _statement(facts: HubFacts, item: bank.StoredItem, pseudo: str, seed: str, r
                               correct=correct, score=score, registration=registration, at=at, tz=facts.timezone)
 
 
-def apply_answer(db: Database, bus: Any, facts: HubFacts, a: AnswerIn, principal_student_id: int,
-                 principal_class_id: int, lookups: Lookups | None = None, prepared: Prepared | None = None,
-                 learning: list[GradedAnswer] | None = None) -> tuple[dict[str, Any], bool]:
-    """:func:`submit_answer` inside the caller's transaction (the group writer batches many, sharing ``lookups``).
+def apply_answer(db: Database, store: AnswerBatch, facts: HubFacts, a: AnswerIn, principal_student_id: int,
+                 principal_class_id: int, lookups: Lookups, prepared: Prepared, learning: list[GradedAnswer]) -> tuple[dict[str, Any], bool]:
+    """Decide one answer of a group commit (``edge/quiz/writer.py``): returns (ack, created); a retry
+    returns the same ack with created False. The ack never says whether the answer is right.
 
-    ``prepared`` is :func:`prepare_answer`'s result for ``a``, if the caller made it before taking the lock.
-    With ``learning`` the graded answer is appended there, for the caller to hand to personalised
-    learning with the rest of its batch (:func:`record_answers_for_learning`) before it commits;
-    without, it is handed over here.
+    Runs inside the writer's transaction, under ``store.job()``; what it decides is written when
+    the batch flushes (``store``). ``prepared`` is :func:`prepare_answer`'s result for ``a``, made
+    before the write lock was taken. The graded answer is appended to ``learning``, for the writer
+    to hand to personalised learning with the rest of its batch. Raises :class:`QuizError`.
     """
     if a.student_id != principal_student_id:
         raise QuizError(409, "wrong-student", "this answer belongs to another student; sign in as that student to send it")
-    if lookups is None:
-        lookups = Lookups()
-    if prepared is None:
-        prepared = prepare_answer(db, facts, a, lookups, principal_student_id)
     item = prepared.item
-    prev = db.conn.execute("SELECT session_id, item_id, student_id, request_sha, outcome, received_at FROM quiz_submissions WHERE client_id = ?",
-                           (a.client_id,)).fetchone()
+    prev = store.submission(a.client_id)
     if prev is not None:
-        if not _same_request(prev[3], a, prepared.sha):
+        if not _same_request(prev.request_sha, a, prepared.sha):
             raise QuizError(409, "replayed-id", "this answer id was already used for a different answer")
-        return _ack(a.client_id, prev[0], prev[1], prev[4], prev[5]), False
+        return _ack(a.client_id, prev.session_id, prev.item_id, prev.outcome, prev.received_at), False
     row = lookups.slot(db, a.session_id, a.item_id)
     if row is None or row[0] != principal_class_id or item is None:
         raise QuizError(404, "no-such-question", "this question is not open for your class")
@@ -354,49 +345,35 @@ def apply_answer(db: Database, bus: Any, facts: HubFacts, a: AnswerIn, principal
     if "photo_id" in response and not db.conn.execute("SELECT 1 FROM quiz_photos WHERE id = ? AND student_id = ?",
                                                       (response["photo_id"], a.student_id)).fetchone():
         raise QuizError(422, "bad-answer", "upload the photo before sending the answer")
-    cur_ans = db.conn.execute("SELECT id, final, client_time, changes FROM quiz_answers WHERE session_id = ? AND item_id = ? AND student_id = ?",
-                              (a.session_id, a.item_id, a.student_id)).fetchone()
+    key = (a.session_id, a.item_id, a.student_id)
+    cur_ans = store.current_answer(key)
     outcome = "accepted"
     if cur_ans is not None:
-        if cur_ans[2] > made_at:
+        if cur_ans.client_time > made_at:
             outcome = "superseded"  # an older change arriving after a newer one: kept as history only
-        elif cur_ans[1]:
+        elif cur_ans.final:
             raise QuizError(409, "already-submitted", "this question was already submitted")
         elif not allow_change:
             raise QuizError(409, "no-changes", "answers to this quiz cannot be changed")
-    db.conn.execute("INSERT INTO quiz_submissions (client_id, session_id, item_id, student_id, request_sha, outcome, received_at)"
-                    " VALUES (?,?,?,?,?,?,?)", (a.client_id, a.session_id, a.item_id, a.student_id, prepared.sha, outcome, received))
+    store.add_submission(a.client_id, Submission(a.session_id, a.item_id, a.student_id, prepared.sha, outcome, received))
     if outcome == "superseded":
         return _ack(a.client_id, a.session_id, a.item_id, outcome, received), True
-    resp_json = json.dumps(response, ensure_ascii=False, separators=(",", ":"))
-    if cur_ans is None:
-        db.conn.execute(
-            "INSERT INTO quiz_answers (session_id, item_id, student_id, client_id, response, final, client_time, received_at, correct, score)"
-            " VALUES (?,?,?,?,?,?,?,?,?,?)",
-            (a.session_id, a.item_id, a.student_id, a.client_id, resp_json, int(a.final), made_at, received,
-             None if g.correct is None else int(g.correct), g.score))
-    else:
-        db.conn.execute(
-            "UPDATE quiz_answers SET client_id = ?, response = ?, final = ?, client_time = ?, received_at = ?, correct = ?, score = ?,"
-            " marked_by = NULL, changes = changes + 1 WHERE id = ?",
-            (a.client_id, resp_json, int(a.final), made_at, received, None if g.correct is None else int(g.correct), g.score, cur_ans[0]))
+    store.put_answer(key, cur_ans, {"client_id": a.client_id, "response": compact(response), "final": int(a.final), "client_time": made_at,
+                                    "received_at": received, "correct": None if g.correct is None else int(g.correct), "score": g.score})
     if g.correct is not None:
         statement = prepared.statement
         if statement is None or made_at != prepared.made_at:  # moved to the question's opening: the statement says so
             statement = _statement(facts, item, lookups.pseudo_id(db, a.student_id), a.client_id, response, g.correct,
                                    float(g.score or 0.0), registration, made_at)
-        outbox.append_json(db, xapi.XAPI_EVENT, statement[1], event_id=statement[0])
-    answered = lookups.count_after_insert(db, a.session_id, a.item_id, inserted=cur_ans is None)
-    bus.emit(db, staff_channel(class_id), EV_ANSWER, {
+        store.add_outbox(xapi.XAPI_EVENT, statement[1], statement[0])
+    answered = lookups.count_with(db, a.session_id, a.item_id, inserted=cur_ans is None)
+    store.keep(lookups.note_count, a.session_id, a.item_id, answered)
+    store.emit(staff_channel(class_id), EV_ANSWER, {
         "session_id": a.session_id, "item_id": a.item_id, "student_id": a.student_id, "client_id": a.client_id,
         "response": response, "correct": g.correct, "answered": answered, "final": a.final,
     })
     if g.correct is not None:
-        graded = GradedAnswer(a.student_id, item.uid, item.knowledge_points, g.correct, made_at, a.client_id)
-        if learning is None:
-            record_answers_for_learning(db, [graded])
-        else:
-            learning.append(graded)  # last: nothing after this can fail and leave it behind
+        learning.append(GradedAnswer(a.student_id, item.uid, item.knowledge_points, g.correct, made_at, a.client_id))
     return _ack(a.client_id, a.session_id, a.item_id, outcome, received), True
 
 

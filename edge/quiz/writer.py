@@ -20,6 +20,7 @@ import fcntl
 import logging
 import os
 import queue
+import sqlite3
 import threading
 import time
 from dataclasses import dataclass, field
@@ -28,6 +29,7 @@ from typing import Any
 
 from prometheus_client import Counter
 
+from edge.quiz.answer_store import AnswerBatch
 from edge.quiz.learning_hook import GradedAnswer, record_answers_for_learning
 from edge.quiz.sessions import AnswerIn, HubFacts, Lookups, Prepared, QuizError, apply_answer, prepare_answer
 from edge.storage.db import Database, connect
@@ -39,6 +41,7 @@ log = logging.getLogger(__name__)
 BATCHES = Counter("hub_quiz_writer_batches_total", "Group commits of quiz answers")
 ANSWERS = Counter("hub_quiz_writer_answers_total", "Answers that went through a group commit (accepted, retried or refused)")
 WRITER_CPU = Counter("hub_quiz_writer_cpu_seconds_total", "CPU time of the answer writer threads")
+FALLBACKS = Counter("hub_quiz_writer_fallbacks_total", "Batches the database refused whole, written again answer by answer")
 LOCKED = Counter("hub_quiz_writer_locked_seconds_total", "Wall time the answer writers held the write lock (includes the commit's fsync)")
 
 MAX_BATCH = 256
@@ -166,7 +169,6 @@ class GroupWriter:
     def _commit(self, db: Database, lock_fd: int, first: _Job, batch: list[_Job]) -> None:
         """Apply ``first`` and whatever else is queued, in one transaction; fills ``batch`` with the jobs it took."""
         conn = db.conn
-        lookups = self._lookups
         # The batch is gathered once the lock is ours, not before: answers arriving while
         # the other worker commits (an fsync of 5-15 ms on a classroom SSD) join this commit
         # instead of waiting for one of their own.
@@ -174,19 +176,9 @@ class GroupWriter:
         t0 = time.perf_counter()
         try:
             conn.execute("BEGIN IMMEDIATE")
-            lookups.new_batch()  # what the other worker committed before we got the lock is read afresh
-            batch.append(first)
-            todo = [first, *self._drain(batch)]
-            learning: list[GradedAnswer] = []
             try:
-                while todo:
-                    for job in todo:
-                        self._apply(db, job, learning)
-                    # Answers that arrived while these were applied ride on the same commit.
-                    todo = self._drain(batch)
-                # Personalised learning hears the whole batch at once: one batched model step
-                # for every student, a statement per table (edge/learning/service.record_answers).
-                record_answers_for_learning(db, learning)
+                batch.append(first)
+                self._apply_batch(db, [first, *self._drain(batch)], batch)
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise
@@ -195,19 +187,64 @@ class GroupWriter:
             fcntl.flock(lock_fd, fcntl.LOCK_UN)
             LOCKED.inc(time.perf_counter() - t0)
 
-    def _apply(self, db: Database, job: _Job, learning: list[GradedAnswer]) -> None:
-        conn = db.conn
-        conn.execute("SAVEPOINT answer")
+    def _apply_batch(self, db: Database, todo: list[_Job], batch: list[_Job]) -> None:
+        """Decide every answer against one read of their rows, then write them all (``AnswerBatch``)."""
+        self._lookups.new_batch()  # what the other worker committed before we got the lock is read afresh
+        store = AnswerBatch(db, self._bus)
+        learning: list[GradedAnswer] = []
+        db.conn.execute("SAVEPOINT answers")
+        while todo:
+            store.prefetch([j.answer.client_id for j in todo], [(j.answer.session_id, j.answer.item_id, j.answer.student_id) for j in todo])
+            for job in todo:
+                self._apply(db, store, job, learning)
+            # Answers that arrived while these were decided ride on the same commit.
+            todo = self._drain(batch)
         try:
-            job.result = apply_answer(db, self._bus, self._facts, job.answer, job.student_id, job.class_id, self._lookups, job.prepared,
-                                      learning)
+            store.flush()
+        except sqlite3.Error:
+            # Something the decisions did not foresee (a constraint): the batch is undone and its
+            # answers written one at a time, so only the answer at fault is refused.
+            log.exception("answer batch refused by the database; writing its answers one by one", extra={"answers": len(batch)})
+            db.conn.execute("ROLLBACK TO answers")
+            FALLBACKS.inc()
+            learning = self._one_by_one(db, batch)
+        db.conn.execute("RELEASE answers")
+        # Personalised learning hears the whole batch at once: one batched model step for
+        # every student, a statement per table (edge/learning/service.record_answers).
+        record_answers_for_learning(db, learning)
+
+    def _one_by_one(self, db: Database, batch: list[_Job]) -> list[GradedAnswer]:
+        learning: list[GradedAnswer] = []
+        self._lookups.new_batch()
+        for job in batch:
+            job.result = job.error = None
+            store = AnswerBatch(db, self._bus)
+            mine: list[GradedAnswer] = []
+            db.conn.execute("SAVEPOINT answer")
+            self._apply(db, store, job, mine)
+            try:
+                store.flush()
+            except sqlite3.Error:
+                db.conn.execute("ROLLBACK TO answer")
+                self._lookups.new_batch()
+                log.exception("answer refused by the database", extra={"client_id": job.answer.client_id})
+                job.result, job.error, mine = None, QuizError(500, "internal-error", "the answer could not be processed"), []
+            db.conn.execute("RELEASE answer")
+            learning += mine
+        return learning
+
+    def _apply(self, db: Database, store: AnswerBatch, job: _Job, learning: list[GradedAnswer]) -> None:
+        try:
+            prepared = job.prepared or prepare_answer(db, self._facts, job.answer, self._lookups, job.student_id)
+            mine: list[GradedAnswer] = []
+            with store.job():  # decided completely or not at all
+                job.result = apply_answer(db, store, self._facts, job.answer, job.student_id, job.class_id, self._lookups, prepared, mine)
+            learning += mine
         except Exception as exc:  # one bad answer must not sink the batch
-            conn.execute("ROLLBACK TO answer")
-            self._lookups.new_batch()
+            job.result = None
             job.error = exc if isinstance(exc, QuizError) else QuizError(500, "internal-error", "the answer could not be processed")
             if not isinstance(exc, QuizError):
                 log.exception("answer failed", extra={"client_id": job.answer.client_id})
-        conn.execute("RELEASE answer")
 
 
 _writers: dict[int, GroupWriter] = {}
