@@ -4,10 +4,22 @@
 waiting for the SQLite write lock (SQLite's busy handler polls with sleeps of up
 to 100 ms) and each paying its own WAL fsync. Instead, request threads hand their
 answer to this process's writer and wait; the writer takes everything queued,
-applies each answer under its own SAVEPOINT (a refused answer rolls back alone),
-commits once (one fsync for the batch) and only then releases the waiting
-requests. An answer is therefore acknowledged only after the commit that made it
+decides every answer against one read of their rows, writes them all and commits
+once (``edge/quiz/answer_store.py``), and only once the commit is on disk releases
+the waiting requests: an answer is acknowledged only after the commit that made it
 durable, exactly as with one transaction per answer.
+
+The fsync is not paid under the write lock. The writer's connection commits with
+``synchronous=NORMAL`` (SQLite appends the transaction to the WAL without syncing
+it) and hands the batch to this process's syncer thread, which calls ``fdatasync`` on
+the WAL file and only then acknowledges the batch's answers. The WAL holds every
+committed transaction until a checkpoint has synced the database file, so after
+that fdatasync the batch survives a power cut as it would under ``synchronous=FULL``;
+a cut before it can only lose answers nobody was told were stored (their tablets
+send them again). Meanwhile the write lock is free for the other worker's writer
+and for this writer's next batch, and one fdatasync covers every batch committed
+while the previous one ran. With ``storage.synchronous = NORMAL`` there is no
+fdatasync at all (answers then survive ``kill -9``, not a power cut).
 
 The two worker processes' writers take turns through an flock on
 ``<run_dir>/quiz-writer.lock``, which wakes the waiter the moment the other
@@ -42,7 +54,9 @@ BATCHES = Counter("hub_quiz_writer_batches_total", "Group commits of quiz answer
 ANSWERS = Counter("hub_quiz_writer_answers_total", "Answers that went through a group commit (accepted, retried or refused)")
 WRITER_CPU = Counter("hub_quiz_writer_cpu_seconds_total", "CPU time of the answer writer threads")
 FALLBACKS = Counter("hub_quiz_writer_fallbacks_total", "Batches the database refused whole, written again answer by answer")
-LOCKED = Counter("hub_quiz_writer_locked_seconds_total", "Wall time the answer writers held the write lock (includes the commit's fsync)")
+LOCKED = Counter("hub_quiz_writer_locked_seconds_total", "Wall time the answer writers held the write lock")
+SYNCS = Counter("hub_quiz_writer_syncs_total", "fdatasyncs of the WAL before answers were acknowledged")
+SYNC_SECONDS = Counter("hub_quiz_writer_sync_seconds_total", "Wall time of those fdatasyncs")
 
 MAX_BATCH = 256
 
@@ -134,7 +148,10 @@ class GroupWriter:
         from edge.quiz.learning_hook import warm_up
 
         warm_up()
-        db = connect(*self._db_args)
+        path, busy_timeout_ms, synchronous = self._db_args
+        # Commits append to the WAL unsynced; the syncer makes them durable before any ack.
+        db = connect(path, busy_timeout_ms, "NORMAL")
+        syncer = _Syncer(Path(f"{path}-wal") if synchronous == "FULL" else None, self._bus)
         self._lock_path.parent.mkdir(parents=True, exist_ok=True)
         lock_fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o600)
         while True:
@@ -148,10 +165,7 @@ class GroupWriter:
                 failed = QuizError(503, "write-failed", f"the answer could not be stored ({type(exc).__name__}); it will be sent again")
                 for job in batch or [first]:
                     job.result, job.error = None, failed
-            for job in batch or [first]:
-                job.done.set()
-            if any(job.result is not None and job.result[1] for job in batch):
-                self._bus.wake()
+            syncer.acknowledge(batch or [first])
             BATCHES.inc()
             ANSWERS.inc(len(batch) or 1)
             WRITER_CPU.inc(time.thread_time() - cpu0)
@@ -245,6 +259,68 @@ class GroupWriter:
             job.error = exc if isinstance(exc, QuizError) else QuizError(500, "internal-error", "the answer could not be processed")
             if not isinstance(exc, QuizError):
                 log.exception("answer failed", extra={"client_id": job.answer.client_id})
+
+
+class _Syncer:
+    """Acknowledges committed batches once the WAL holding them is on disk (see the module's docstring).
+
+    One fdatasync covers every batch handed over while the previous one ran. ``wal`` None
+    (``storage.synchronous = NORMAL``) acknowledges at once.
+    """
+
+    def __init__(self, wal: Path | None, bus: Any) -> None:
+        self._wal, self._bus = wal, bus
+        self._queue: queue.Queue[list[_Job]] = queue.Queue()
+        if wal is not None:
+            threading.Thread(target=self._run, name="quiz-writer-sync", daemon=True).start()
+
+    def acknowledge(self, jobs: list[_Job]) -> None:
+        if self._wal is None:
+            self._release([jobs])
+        else:
+            self._queue.put(jobs)
+
+    def _run(self) -> None:
+        assert self._wal is not None
+        while True:
+            groups = [self._queue.get()]
+            while True:
+                try:
+                    groups.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            if any(job.result is not None for jobs in groups for job in jobs):
+                t0 = time.perf_counter()
+                try:
+                    self._sync(self._wal)
+                except OSError as exc:
+                    # Not known to be on disk: nobody is told it is stored (a resend finds it and gets its ack).
+                    log.critical("the answers' commit could not be synced to disk", extra={"error": str(exc)})
+                    failed = QuizError(503, "write-failed", "the answer could not be stored safely; it will be sent again")
+                    for jobs in groups:
+                        for job in jobs:
+                            job.result, job.error = None, job.error or failed
+                SYNCS.inc()
+                SYNC_SECONDS.inc(time.perf_counter() - t0)
+            self._release(groups)
+
+    @staticmethod
+    def _sync(wal: Path) -> None:
+        # Opened per sync: the fdatasync reaches the file's data whichever descriptor wrote it.
+        fd = os.open(wal, os.O_RDONLY)
+        try:
+            os.fdatasync(fd)
+        finally:
+            os.close(fd)
+
+    def _release(self, groups: list[list[_Job]]) -> None:
+        created = False
+        for jobs in groups:
+            for job in jobs:
+                created = created or (job.result is not None and job.result[1])
+                job.done.set()
+        if created:
+            self._bus.wake()
 
 
 _writers: dict[int, GroupWriter] = {}

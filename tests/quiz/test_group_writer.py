@@ -131,3 +131,58 @@ def test_an_answer_the_database_refuses_is_refused_alone(hub) -> None:  # type: 
     with sqlite3.connect(room.env.config.db_path) as conn:
         conn.execute("DELETE FROM outbox WHERE type = 'test'")
     assert room.answer(room.pupils[1], sid, single, {"choices": [1]}, client_id=ids[1]).status_code == 201
+
+
+def test_an_answer_is_acknowledged_only_after_its_commit_is_synced(hub, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    # The writer commits without syncing and its syncer fdatasyncs the WAL before any ack: while
+    # that sync has not returned the answer is in the database, and its tablet still waits.
+    from edge.quiz import writer as w
+
+    room = make_room(hub, n_students=2)
+    single = room.item(type="single", stem="3+3=?", options=["5", "6"], key={"choices": [1]})
+    sid = room.start([single])
+    gate, synced = threading.Event(), []
+    real = w._Syncer._sync
+
+    def slow_sync(wal: Any) -> None:
+        assert str(wal).endswith("hub.sqlite3-wal")
+        gate.wait(10)
+        real(wal)
+        synced.append(wal)
+
+    monkeypatch.setattr(w._Syncer, "_sync", staticmethod(slow_sync))
+    syncs0 = w.SYNCS._value.get()
+    cid, out = str(uuid.uuid4()), []
+    t = threading.Thread(target=lambda: out.append(room.answer(room.pupils[0], sid, single, {"choices": [1]}, client_id=cid)))
+    t.start()
+    deadline = time.monotonic() + 10
+    while not room.env.count("quiz_answers", "client_id = ?", (cid,)) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert room.env.count("quiz_answers", "client_id = ?", (cid,)) == 1  # committed ...
+    time.sleep(0.2)
+    assert not out and not synced  # ... but not acknowledged before the sync
+    gate.set()
+    t.join(10)
+    assert out[0].status_code == 201 and synced
+    assert w.SYNCS._value.get() > syncs0
+
+
+def test_a_failed_sync_acknowledges_nothing_and_the_resend_lands(hub, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from edge.quiz import writer as w
+
+    room = make_room(hub, n_students=1)
+    single = room.item(type="single", stem="4+4=?", options=["8", "9"], key={"choices": [0]})
+    sid = room.start([single])
+
+    def broken(wal: Any) -> None:
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(w._Syncer, "_sync", staticmethod(broken))
+    cid, t = str(uuid.uuid4()), time.time()
+    r = room.answer(room.pupils[0], sid, single, {"choices": [0]}, client_id=cid, answered_at=t)
+    assert_problem(r, 503, "write-failed")
+    monkeypatch.undo()
+    # The tablet kept the answer and sends it again: the hub finds it stored and acknowledges it.
+    again = room.answer(room.pupils[0], sid, single, {"choices": [0]}, client_id=cid, answered_at=t, sent_at=t + 2)
+    assert again.status_code == 200 and again.get_json()["client_id"] == cid
+    assert room.env.count("quiz_answers", "client_id = ?", (cid,)) == 1
