@@ -232,3 +232,47 @@ def test_port_is_released_after_shutdown(server_factory: Any) -> None:
     with socket.socket() as s:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         s.bind(("127.0.0.1", port))
+
+
+def test_the_main_process_reports_ready_watchdog_and_stopping_to_systemd(server_factory: Any, tmp_path: Any) -> None:
+    notify_path = tmp_path / "notify"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as notify:
+        notify.bind(str(notify_path))
+        notify.settimeout(0.2)
+        srv = server_factory(workers=2, env={"NOTIFY_SOCKET": str(notify_path), "WATCHDOG_USEC": "1000000"})
+        srv.start()
+        heard: list[tuple[float, str]] = []
+
+        def listen(seconds: float) -> None:
+            end = time.monotonic() + seconds
+            while time.monotonic() < end:
+                try:
+                    data, _ = notify.recvfrom(4096)
+                except TimeoutError:
+                    continue
+                heard.extend((time.monotonic(), line) for line in data.decode().split("\n"))
+
+        listen(3.0)
+        lines = [line for _, line in heard]
+        assert "READY=1" in lines, lines
+        pings = [t for t, line in heard if line == "WATCHDOG=1"]
+        assert len(pings) >= 3, lines  # every half of WATCHDOG_USEC
+        # A worker that is gone stops the pings until the server has started it again.
+        worker = srv.processes()[1]
+        worker.kill()
+        assert srv.proc is not None and srv.proc.poll() is None
+        deadline = time.monotonic() + 15
+
+        def workers() -> list[int]:
+            return [p.pid for p in srv.processes()[1:] if p.pid != worker.pid and p.status() != psutil.STATUS_ZOMBIE]
+
+        while len(workers()) < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert len(workers()) == 2, "the dead worker was not started again"
+        assert requests.get(srv.url + "/healthz", timeout=5).status_code == 200
+        heard.clear()
+        srv.proc.send_signal(signal.SIGTERM)
+        listen(2.0)
+        assert "STOPPING=1" in [line for _, line in heard]
+        assert srv.proc.wait(10) == 0
+        assert "READY=1" not in [line for _, line in heard]  # ready once per start, not again
