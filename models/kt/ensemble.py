@@ -140,6 +140,17 @@ def member_logits(m: DKT, seqs: list[Sequence], num_skills: int) -> tuple[np.nda
     return np.log(s / (1 - s)), y
 
 
+def member_record(path: Path, m: DKT) -> dict[str, object]:
+    """What the manifest says about one member: its run, widths, the train.py settings it was trained with, its epochs."""
+    saved = torch.load(path)
+    record: dict[str, object] = {"run": path.parent.name, "hidden": m.hidden, "head": m.head, "rich": m.rich}
+    if "args" in saved:
+        keys = ("hidden", "features", "rich", "head", "epochs", "batch", "chunk", "lr", "lr_decay", "dropout", "seed", "split_seed", "all_students")
+        record["hyperparameters"] = {k: saved["args"][k] for k in keys if k in saved["args"]}
+    record["history"] = saved["history"]
+    return record
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--members", type=Path, nargs="+", required=True, help="checkpoint.pt files of train.py runs")
@@ -150,11 +161,14 @@ def main() -> None:
     ap.add_argument("--split-seed", type=int, default=7, help="the validation split the members were selected on")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--no-test", action="store_true", help="validation AUC of the exported ensemble only; the test file is not read")
+    ap.add_argument("--selection", type=Path, help="a JSON file recording how the members were chosen (copied into the manifest)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     members = [load_member(p, args.num_skills) for p in args.members]
     train = read_split(args.data / TRAIN_FILE)
     fit, val = split_validation(train, args.split_seed)
+    if all(torch.load(p).get("args", {}).get("all_students") for p in args.members):
+        fit, val = train, []  # members trained with train.py --all-students
     step = EnsembleStep(members).eval()
     if args.no_test:
         args.out.mkdir(parents=True, exist_ok=True)
@@ -189,8 +203,8 @@ def finish_ensemble(step: EnsembleStep, members: list[DKT], args: argparse.Names
         hidden=step.hidden,
         c_layout=f"the networks' LSTM cells ({widths}), then " + counts_layout(args.num_skills, step.rich),
         n_fit=n_fit, n_val=n_val,
-        training={"members": [{"run": p.parent.name, "hidden": m.hidden, "head": m.head, "history": torch.load(p)["history"]}
-                              for p, m in zip(args.members, members, strict=True)]},
+        training={"members": [member_record(p, m) for p, m in zip(args.members, members, strict=True)],
+                  **({"model_selection": json.loads(args.selection.read_text(encoding="utf-8"))} if args.selection else {})},
         evaluation=evaluation, bkt=bkt_fallback(train),
     )
 

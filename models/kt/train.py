@@ -520,7 +520,7 @@ def main() -> None:
             best, best_state = val_auc, {k: v.clone() for k, v in model.state_dict().items()}
             # The best weights so far survive a stopped run: --from-checkpoint exports them.
             args.out.mkdir(parents=True, exist_ok=True)
-            torch.save({"state": best_state, "history": history, "seconds": time.time() - t_start}, args.out / "checkpoint.pt")
+            torch.save({"state": best_state, "history": history, "seconds": time.time() - t_start, "args": _args_record(args)}, args.out / "checkpoint.pt")
         elif epoch + 1 - max(h["epoch"] for h in history if h["val_auc"] == round(best, 4)) >= args.patience:  # never with --all-students
             print(json.dumps({"early_stop": epoch + 1, "best_val_auc": round(best, 4)}), flush=True)
             break
@@ -535,6 +535,11 @@ def main() -> None:
     model.load_state_dict(best_state)
     model.eval()
     finish(model, args, history, time.time() - t_start, len(fit), len(val), train)
+
+
+def _args_record(args: argparse.Namespace) -> dict[str, Any]:
+    """The run's command-line settings, kept in its checkpoint (``ensemble.py`` writes them into the manifest)."""
+    return {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}
 
 
 def average_snapshots(model: DKT, snapshots: list[dict[str, torch.Tensor]], val_p: list[Prepared], best_state: dict[str, torch.Tensor],
