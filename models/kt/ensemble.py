@@ -23,11 +23,13 @@ import torch
 from torch import nn
 
 from models.kt.dataset import DEFAULT_DIR, TEST_FILE, TRAIN_FILE, Sequence, auc, read_split
-from models.kt.features import RAW
+from models.kt.features import FAST, GLOBAL_RAW, RAW, RICH_FEATURES, RICH_RAW, SLOW
 from models.kt.train import (
     DKT,
     _torch_features,
+    _torch_rich,
     bkt_fallback,
+    counts_layout,
     evaluate_exported,
     export_step,
     onnx_scores,
@@ -46,8 +48,11 @@ class EnsembleStep(nn.Module):
         super().__init__()
         m0 = members[0]
         assert all(m.use_features and m.head for m in members), "members need --features and --head"
+        assert len({m.rich for m in members}) == 1, "members need the same --rich"
         n = len(members)
         self.k = m0.num_skills
+        self.rich = m0.rich
+        self.raw = RICH_RAW if self.rich else RAW
         self.widths = [m.hidden for m in members]
         self.hidden = sum(self.widths)
         self.lstms = nn.ModuleList([copy.deepcopy(m.lstm) for m in members])
@@ -73,15 +78,15 @@ class EnsembleStep(nn.Module):
 
     @property
     def state_widths(self) -> tuple[int, int]:
-        return self.hidden, self.hidden + self.k * RAW
+        return self.hidden, self.hidden + self.k * self.raw + (GLOBAL_RAW if self.rich else 0)
 
     def forward(self, skill: torch.Tensor, correct: torch.Tensor, h: torch.Tensor, c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         k = self.k
         token = skill * 2 + correct
         # One Split each for h and c (members' states, then the counts) instead of a slice per member.
         h_parts = h.unsqueeze(0).split(self.widths, dim=2)
-        *c_parts, raw = c.unsqueeze(0).split([*self.widths, k * RAW], dim=2)
-        raw = raw.reshape(-1, k, RAW)
+        *c_parts, raw, glob = c.unsqueeze(0).split([*self.widths, k * self.raw, self.state_widths[1] - self.hidden - k * self.raw], dim=2)
+        raw = raw.reshape(-1, k, self.raw)
         n, cor, last, streak, gap = raw[:, :, 0], raw[:, :, 1], raw[:, :, 2], raw[:, :, 3], raw[:, :, 4]
         # train.DKTStep's update in fewer graph nodes (a step costs about a microsecond per node on the hub):
         # a streak grows away from zero in the answer's direction, or restarts at +-1 if the answer turned it.
@@ -95,6 +100,13 @@ class EnsembleStep(nn.Module):
         streak = torch.where(mask, sign * (torch.relu(streak * sign) + 1), streak)
         gap = torch.where(mask, torch.zeros_like(gap), gap + 1)
         f_all = _torch_features(n, cor, last, streak, gap, hot, hot * sign)  # [B, K, F]
+        kept = [n, cor, last, streak, gap]
+        if self.rich:
+            fast = torch.where(mask, (1 - FAST) * raw[:, :, 5] + FAST * sign, raw[:, :, 5])
+            slow = torch.where(mask, (1 - SLOW) * raw[:, :, 6] + SLOW * sign, raw[:, :, 6])
+            kept += [fast, slow]
+            f_rich, glob2 = _torch_rich(fast, slow, glob[0], skill, y, sign)
+            f_all = torch.cat([f_all, f_rich], dim=-1)
         f_cur = (f_all * hot.unsqueeze(2)).sum(1)  # [B, F]
         x = (self.embed(token) + self.feat_in(f_cur)).unsqueeze(0).split(self.widths, dim=2)  # [1, B, H_i] each
         hs, cs = [], []
@@ -106,7 +118,9 @@ class EnsembleStep(nn.Module):
         logits = self.out(h2) + self.skip[token] + (f_all * self.feat_kw).sum(-1)
         z = self.head_h(h2).unsqueeze(1) + self.head_k.unsqueeze(0) + f_all @ self.head_f
         logits = logits + (torch.relu(z) @ self.head_out).squeeze(-1)
-        raw2 = torch.stack([n, cor, last, streak, gap], dim=-1).reshape(1, -1, k * RAW)
+        raw2 = torch.stack(kept, dim=-1).reshape(1, -1, k * self.raw)
+        if self.rich:
+            return torch.sigmoid(logits), h2, torch.cat([*cs, raw2, glob2.unsqueeze(0)], dim=2)[0]
         return torch.sigmoid(logits), h2, torch.cat([*cs, raw2], dim=2)[0]
 
 
@@ -115,15 +129,26 @@ def load_member(path: Path, num_skills: int) -> DKT:
     state = torch.load(path)["state"]
     hidden = state["lstm.weight_hh_l0"].shape[1]
     head = state["head_h.weight"].shape[0] if "head_h.weight" in state else 0
-    m = DKT(num_skills, hidden, 0.0, "feat_in.weight" in state, head)
+    m = DKT(num_skills, hidden, 0.0, "feat_in.weight" in state, head, rich="feat_in.weight" in state and state["feat_in.weight"].shape[1] == RICH_FEATURES)
     m.load_state_dict(state)
     return m.eval()
 
 
 def member_logits(m: DKT, seqs: list[Sequence], num_skills: int) -> tuple[np.ndarray, np.ndarray]:
-    _, s, y = run_epoch(m, prepare(seqs, num_skills, m.use_features), 64, 1000, None)
+    _, s, y = run_epoch(m, prepare(seqs, num_skills, m.use_features, m.rich), 64, 1000, None)
     s = np.clip(s.astype(np.float64), 1e-7, 1 - 1e-7)
     return np.log(s / (1 - s)), y
+
+
+def member_record(path: Path, m: DKT) -> dict[str, object]:
+    """What the manifest says about one member: its run, widths, the train.py settings it was trained with, its epochs."""
+    saved = torch.load(path)
+    record: dict[str, object] = {"run": path.parent.name, "hidden": m.hidden, "head": m.head, "rich": m.rich}
+    if "args" in saved:
+        keys = ("hidden", "features", "rich", "head", "epochs", "batch", "chunk", "lr", "lr_decay", "dropout", "seed", "split_seed", "all_students")
+        record["hyperparameters"] = {k: saved["args"][k] for k in keys if k in saved["args"]}
+    record["history"] = saved["history"]
+    return record
 
 
 def main() -> None:
@@ -136,11 +161,14 @@ def main() -> None:
     ap.add_argument("--split-seed", type=int, default=7, help="the validation split the members were selected on")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--no-test", action="store_true", help="validation AUC of the exported ensemble only; the test file is not read")
+    ap.add_argument("--selection", type=Path, help="a JSON file recording how the members were chosen (copied into the manifest)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     members = [load_member(p, args.num_skills) for p in args.members]
     train = read_split(args.data / TRAIN_FILE)
     fit, val = split_validation(train, args.split_seed)
+    if all(torch.load(p).get("args", {}).get("all_students") for p in args.members):
+        fit, val = train, []  # members trained with train.py --all-students
     step = EnsembleStep(members).eval()
     if args.no_test:
         args.out.mkdir(parents=True, exist_ok=True)
@@ -170,13 +198,13 @@ def finish_ensemble(step: EnsembleStep, members: list[DKT], args: argparse.Names
     write_manifest(
         args, onnx_path, step.state_widths,
         architecture=f"{len(members)} DKT (LSTM) networks averaged in one step (mean logit; hidden {widths}), one step per answer, "
-                     "plus per-skill answer counts in the state (features.py), shared by the networks",
+                     "plus per-skill answer counts" + (", moving averages, recent pattern and the student's totals" if step.rich else "")
+                     + " in the state (features.py), shared by the networks",
         hidden=step.hidden,
-        c_layout=f"the networks' LSTM cells ({widths}), then per skill: attempts, correct, last outcome, "
-                 f"signed streak, answers since ({args.num_skills} x {RAW})",
+        c_layout=f"the networks' LSTM cells ({widths}), then " + counts_layout(args.num_skills, step.rich),
         n_fit=n_fit, n_val=n_val,
-        training={"members": [{"run": p.parent.name, "hidden": m.hidden, "head": m.head, "history": torch.load(p)["history"]}
-                              for p, m in zip(args.members, members, strict=True)]},
+        training={"members": [member_record(p, m) for p, m in zip(args.members, members, strict=True)],
+                  **({"model_selection": json.loads(args.selection.read_text(encoding="utf-8"))} if args.selection else {})},
         evaluation=evaluation, bkt=bkt_fallback(train),
     )
 

@@ -39,7 +39,7 @@ import torch
 from torch import nn
 
 from models.kt.dataset import DEFAULT_DIR, TEST_FILE, TRAIN_FILE, Sequence, auc, dedup_consecutive, read_split
-from models.kt.features import FEATURES, RAW, sequence_features
+from models.kt.features import FAST, FEATURES, GLOBAL, GLOBAL_RAW, RAW, RICH_FEATURES, RICH_RAW, SLOW, WINDOW, sequence_features
 
 
 class DKT(nn.Module):
@@ -49,19 +49,21 @@ class DKT(nn.Module):
     given adds a learnt amount to every skill's logit directly (a split row is often one of several rows
     of the same problem tagged with several skills: the LSTM need not learn to carry that)."""
 
-    def __init__(self, num_skills: int, hidden: int, dropout: float, use_features: bool = False, head: int = 0) -> None:
+    def __init__(self, num_skills: int, hidden: int, dropout: float, use_features: bool = False, head: int = 0, rich: bool = False) -> None:
         super().__init__()
         self.num_skills = num_skills
         self.hidden = hidden
         self.use_features = use_features
+        self.rich = rich
+        nf = RICH_FEATURES if rich else FEATURES
         self.embed = nn.Embedding(2 * num_skills, hidden)
         self.lstm = nn.LSTM(hidden, hidden, batch_first=True)
         self.drop = nn.Dropout(dropout)
         self.out = nn.Linear(hidden, num_skills)
         if use_features:
-            self.feat_in = nn.Linear(FEATURES, hidden)
-            self.feat_w = nn.Parameter(torch.zeros(FEATURES))
-            self.feat_v = nn.Embedding(num_skills, FEATURES)
+            self.feat_in = nn.Linear(nf, hidden)
+            self.feat_w = nn.Parameter(torch.zeros(nf))
+            self.feat_v = nn.Embedding(num_skills, nf)
             nn.init.zeros_(self.feat_v.weight)
             self.skip = nn.Embedding(2 * num_skills, num_skills)
             nn.init.zeros_(self.skip.weight)
@@ -72,14 +74,18 @@ class DKT(nn.Module):
         if head:
             self.head_h = nn.Linear(hidden, head)
             self.head_k = nn.Embedding(num_skills, head)
-            self.head_f = nn.Linear(FEATURES, head, bias=False) if use_features else None
+            self.head_f = nn.Linear(nf, head, bias=False) if use_features else None
             self.head_out = nn.Linear(head, 1, bias=False)
             nn.init.zeros_(self.head_out.weight)
 
     @property
     def state_widths(self) -> tuple[int, int]:
         """Widths of the hub's two state vectors: h, and c (LSTM cell, then the raw per-skill counts)."""
-        return self.hidden, self.hidden + (self.num_skills * RAW if self.use_features else 0)
+        if not self.use_features:
+            return self.hidden, self.hidden
+        if self.rich:
+            return self.hidden, self.hidden + self.num_skills * RICH_RAW + GLOBAL_RAW
+        return self.hidden, self.hidden + self.num_skills * RAW
 
     def forward(self, tokens: torch.Tensor, fcur: torch.Tensor | None, state: tuple[torch.Tensor, torch.Tensor]
                 ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
@@ -114,6 +120,23 @@ def _torch_features(n: torch.Tensor, c: torch.Tensor, last: torch.Tensor, streak
     )
 
 
+def _torch_rich(fast: torch.Tensor, slow: torch.Tensor, glob: torch.Tensor, skill: torch.Tensor, y: torch.Tensor, sign: torch.Tensor
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+    """``features.rich_features`` for every skill ([B, K, ...]) after this answer, and the student's new global state
+    (answers, right answers, moving average, last ``WINDOW`` skills + 1 and outcomes; ``features.GLOBAL_RAW`` wide)."""
+    k = fast.shape[1]
+    total = glob[:, 0:1] + 1
+    right = glob[:, 1:2] + y
+    overall = (1 - GLOBAL) * glob[:, 2:3] + GLOBAL * sign
+    win_skill = torch.cat([(skill + 1).to(torch.float32).unsqueeze(1), glob[:, 3 : 2 + WINDOW]], dim=1)
+    win_sign = torch.cat([sign, glob[:, 3 + WINDOW : 2 + 2 * WINDOW]], dim=1)
+    ids = (torch.arange(k, dtype=torch.float32) + 1).view(1, k, 1)
+    recent = win_sign.unsqueeze(1) * (win_skill.unsqueeze(1) == ids).to(torch.float32)  # [B, K, WINDOW]
+    student = torch.cat([torch.log1p(total), (2 * right - total) / (total + 2), overall], dim=1).unsqueeze(1).expand(-1, k, 3)
+    f = torch.cat([torch.stack([fast, slow], dim=-1), recent, student], dim=-1)
+    return f, torch.cat([total, right, overall, win_skill, win_sign], dim=1)
+
+
 class DKTStep(nn.Module):
     """The exported graph: one answer in, all skills' probabilities and the new state out."""
 
@@ -128,7 +151,8 @@ class DKTStep(nn.Module):
             logits, (h2, c2) = m(token, None, (h.unsqueeze(0), c.unsqueeze(0)))
             return torch.sigmoid(logits[:, 0, :]), h2[0], c2[0]
         k = m.num_skills
-        raw = c[:, m.hidden :].reshape(-1, k, RAW)
+        width = RICH_RAW if m.rich else RAW
+        raw = c[:, m.hidden : m.hidden + k * width].reshape(-1, k, width)
         n, cor, last, streak, gap = raw[:, :, 0], raw[:, :, 1], raw[:, :, 2], raw[:, :, 3], raw[:, :, 4]
         hot = nn.functional.one_hot(skill, k).to(torch.float32)
         y = correct.to(torch.float32).unsqueeze(1)
@@ -140,6 +164,13 @@ class DKTStep(nn.Module):
         streak = hot * grown + (1 - hot) * streak
         gap = (1 - hot) * (gap + 1)
         f_all = _torch_features(n, cor, last, streak, gap, hot, hot * sign)
+        kept = [n, cor, last, streak, gap]
+        if m.rich:
+            fast = hot * ((1 - FAST) * raw[:, :, 5] + FAST * sign) + (1 - hot) * raw[:, :, 5]
+            slow = hot * ((1 - SLOW) * raw[:, :, 6] + SLOW * sign) + (1 - hot) * raw[:, :, 6]
+            kept += [fast, slow]
+            f_rich, glob = _torch_rich(fast, slow, c[:, m.hidden + k * width :], skill, y, sign)
+            f_all = torch.cat([f_all, f_rich], dim=-1)
         f_cur = (f_all * hot.unsqueeze(2)).sum(1).unsqueeze(1)
         logits, (h2, c2) = m(token, f_cur, (h.unsqueeze(0), c[:, : m.hidden].unsqueeze(0)))
         logits = logits[:, 0, :] + (f_all * (m.feat_w + m.feat_v.weight)).sum(-1)
@@ -147,7 +178,9 @@ class DKTStep(nn.Module):
             assert m.head_f is not None
             z = m.head_h(h2[0]).unsqueeze(1) + m.head_k.weight.unsqueeze(0) + m.head_f(f_all)
             logits = logits + m.head_out(torch.relu(z)).squeeze(-1)
-        raw2 = torch.stack([n, cor, last, streak, gap], dim=-1).reshape(-1, k * RAW)
+        raw2 = torch.stack(kept, dim=-1).reshape(-1, k * width)
+        if m.rich:
+            return torch.sigmoid(logits), h2[0], torch.cat([c2[0], raw2, glob], dim=1)
         return torch.sigmoid(logits), h2[0], torch.cat([c2[0], raw2], dim=1)
 
 
@@ -162,10 +195,10 @@ class Prepared:
     fnext: np.ndarray | None
 
 
-def prepare(seqs: list[Sequence], num_skills: int, use_features: bool) -> list[Prepared]:
+def prepare(seqs: list[Sequence], num_skills: int, use_features: bool, rich: bool = False) -> list[Prepared]:
     out = []
     for s in seqs:
-        fcur, fnext = sequence_features(s.skills, s.correct, num_skills) if use_features else (None, None)
+        fcur, fnext = sequence_features(s.skills, s.correct, num_skills, rich) if use_features else (None, None)
         out.append(Prepared(s.skills * 2 + s.correct, s.skills[1:], s.correct[1:].astype(np.float32), fcur, fnext))
     return out
 
@@ -186,8 +219,9 @@ def _pad(group: list[Prepared]) -> dict[str, torch.Tensor]:
            "ncorr": np.zeros((b, n), dtype=np.float32), "mask": np.zeros((b, n), dtype=np.float32)}
     feats = group[0].fcur is not None
     if feats:
-        arr["fcur"] = np.zeros((b, n, FEATURES), dtype=np.float32)
-        arr["fnext"] = np.zeros((b, n, FEATURES), dtype=np.float32)
+        nf = group[0].fcur.shape[1]
+        arr["fcur"] = np.zeros((b, n, nf), dtype=np.float32)
+        arr["fnext"] = np.zeros((b, n, nf), dtype=np.float32)
     for i, s in enumerate(group):
         k = len(s.tok)
         arr["tok"][i, :k] = s.tok
@@ -408,6 +442,8 @@ def main() -> None:
     ap.add_argument("--version", default="dkt-1")
     ap.add_argument("--hidden", type=int, default=128)
     ap.add_argument("--features", action="store_true", help="feed the per-skill answer counts of features.py (state grows by 4 floats per skill)")
+    ap.add_argument("--rich", action="store_true",
+                    help="also the moving averages, the recent pattern per skill and the student's totals of features.py (needs --features)")
     ap.add_argument("--head", type=int, default=0, help="width of the per-skill MLP output head (0: linear output only; needs --features)")
     ap.add_argument("--epochs", type=int, default=12)
     ap.add_argument("--patience", type=int, default=3, help="stop after this many epochs without a better validation AUC")
@@ -425,6 +461,9 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--split-seed", type=int, help="seed of the validation split (default: --seed); keep it fixed to compare runs of other seeds")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--all-students", action="store_true",
+                    help="train on every training student (no validation, no early stop: the weights after --epochs are kept); "
+                         "for the final model, with the configuration and epoch count chosen on the validation students")
     ap.add_argument("--no-test", action="store_true", help="train and checkpoint only (model selection); no export, no test figures")
     args = ap.parse_args()
     if args.refresh_golden:
@@ -434,15 +473,20 @@ def main() -> None:
         torch.set_num_threads(args.threads)
         refit_bkt(args.refit_bkt, args.data)
         return
-    if args.head and not args.features:
-        ap.error("--head needs --features")
+    if (args.head or args.rich) and not args.features:
+        ap.error("--head and --rich need --features")
+    if args.all_students and args.average:
+        ap.error("--average chooses on the validation students; --all-students has none")
 
     torch.manual_seed(args.seed)
     random.seed(args.seed)
     torch.set_num_threads(args.threads)
     train = read_split(args.data / TRAIN_FILE)
     fit, val = split_validation(train, args.seed if args.split_seed is None else args.split_seed)
-    model = DKT(args.num_skills, args.hidden, args.dropout, args.features, args.head)
+    if args.all_students:
+        # The configuration and epoch count were chosen on the validation students; now they train too.
+        fit, val = train, []
+    model = DKT(args.num_skills, args.hidden, args.dropout, args.features, args.head, args.rich)
     if args.from_checkpoint:
         saved = torch.load(args.from_checkpoint)
         model.load_state_dict(saved["state"])
@@ -450,8 +494,8 @@ def main() -> None:
         finish(model, args, saved["history"], saved["seconds"], len(fit), len(val), train)
         return
 
-    fit_p = prepare(fit, args.num_skills, args.features)
-    val_p = prepare(val, args.num_skills, args.features)
+    fit_p = prepare(fit, args.num_skills, args.features, args.rich)
+    val_p = prepare(val, args.num_skills, args.features, args.rich)
     opt = (torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay) if args.weight_decay
            else torch.optim.Adam(model.parameters(), lr=args.lr))
     best, best_state, history = -1.0, None, []
@@ -460,9 +504,13 @@ def main() -> None:
     for epoch in range(args.epochs):
         t0 = time.time()
         loss, _, _ = run_epoch(model, fit_p, args.batch, args.chunk, opt)
-        _, s, y = run_epoch(model, val_p, 64, 1000, None)
-        val_auc = auc(s, y)
-        history.append({"epoch": epoch + 1, "train_loss": round(loss, 4), "val_auc": round(val_auc, 4), "s": round(time.time() - t0, 1)})
+        if args.all_students:
+            val_auc = float(epoch)  # no validation: the last epoch is kept
+        else:
+            _, s, y = run_epoch(model, val_p, 64, 1000, None)
+            val_auc = auc(s, y)
+        history.append({"epoch": epoch + 1, "train_loss": round(loss, 4), "val_auc": None if args.all_students else round(val_auc, 4),
+                        "s": round(time.time() - t0, 1)})
         print(json.dumps(history[-1]), flush=True)
         if args.average:
             snapshots.append({k: v.clone() for k, v in model.state_dict().items()})
@@ -472,8 +520,8 @@ def main() -> None:
             best, best_state = val_auc, {k: v.clone() for k, v in model.state_dict().items()}
             # The best weights so far survive a stopped run: --from-checkpoint exports them.
             args.out.mkdir(parents=True, exist_ok=True)
-            torch.save({"state": best_state, "history": history, "seconds": time.time() - t_start}, args.out / "checkpoint.pt")
-        elif epoch + 1 - max(h["epoch"] for h in history if h["val_auc"] == round(best, 4)) >= args.patience:
+            torch.save({"state": best_state, "history": history, "seconds": time.time() - t_start, "args": _args_record(args)}, args.out / "checkpoint.pt")
+        elif epoch + 1 - max(h["epoch"] for h in history if h["val_auc"] == round(best, 4)) >= args.patience:  # never with --all-students
             print(json.dumps({"early_stop": epoch + 1, "best_val_auc": round(best, 4)}), flush=True)
             break
         for g in opt.param_groups:
@@ -487,6 +535,11 @@ def main() -> None:
     model.load_state_dict(best_state)
     model.eval()
     finish(model, args, history, time.time() - t_start, len(fit), len(val), train)
+
+
+def _args_record(args: argparse.Namespace) -> dict[str, Any]:
+    """The run's command-line settings, kept in its checkpoint (``ensemble.py`` writes them into the manifest)."""
+    return {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}
 
 
 def average_snapshots(model: DKT, snapshots: list[dict[str, torch.Tensor]], val_p: list[Prepared], best_state: dict[str, torch.Tensor],
@@ -522,28 +575,41 @@ def finish(model: DKT, args: argparse.Namespace, history: list[dict[str, float]]
     args.out.mkdir(parents=True, exist_ok=True)
     onnx_path = args.out / f"{args.version}.onnx"
     export_onnx(model, onnx_path)
-    _, st, yt = run_epoch(model, prepare(test, args.num_skills, model.use_features), 64, 1000, None)
+    _, st, yt = run_epoch(model, prepare(test, args.num_skills, model.use_features, model.rich), 64, 1000, None)
     test_auc, dedup_auc, n_predictions = evaluate_exported(onnx_path, test, st, yt)
     bkt = bkt_fallback(train)
     print(json.dumps({"pooled_bkt": bkt}), flush=True)
 
     state_doc = f"LSTM cell ({model.hidden})"
     if model.use_features:
-        state_doc += f", then per skill: attempts, correct, last outcome, signed streak, answers since ({args.num_skills} x {RAW})"
+        state_doc += ", then " + counts_layout(args.num_skills, model.rich)
+    architecture = "DKT (LSTM), one step per answer"
+    if model.use_features:
+        architecture += ", plus per-skill answer counts" + (", moving averages, recent pattern and the student's totals" if model.rich else "")
+        architecture += " in the state (features.py)"
     write_manifest(
         args, onnx_path, model.state_widths,
-        architecture="DKT (LSTM), one step per answer" + (", plus per-skill answer counts in the state (features.py)" if model.use_features else ""),
+        architecture=architecture,
         hidden=args.hidden, c_layout=state_doc, n_fit=n_fit, n_val=n_val,
         training={
             "hyperparameters": {
-                k: getattr(args, k) for k in ("hidden", "features", "head", "epochs", "patience", "batch", "chunk", "lr", "lr_decay",
-                                               "dropout", "seed", "split_seed", "weight_decay", "cosine", "average")
+                k: getattr(args, k) for k in ("hidden", "features", "rich", "head", "epochs", "patience", "batch", "chunk", "lr", "lr_decay",
+                                               "dropout", "seed", "split_seed", "weight_decay", "cosine", "average", "all_students")
             },
             "history": history,
             "seconds": round(train_s, 1),
         },
         evaluation=(test_auc, dedup_auc, n_predictions), bkt=bkt,
     )
+
+
+def counts_layout(num_skills: int, rich: bool) -> str:
+    """What follows the LSTM cell(s) in ``c``, for the manifest."""
+    if not rich:
+        return f"per skill: attempts, correct, last outcome, signed streak, answers since ({num_skills} x {RAW})"
+    return (f"per skill: attempts, correct, last outcome, signed streak, answers since, fast and slow moving average of its outcomes "
+            f"({num_skills} x {RICH_RAW}); then the student's answers, right answers, moving average of all outcomes, "
+            f"the last {WINDOW} answers' skill ids + 1 and their outcomes as +1/-1 ({GLOBAL_RAW})")
 
 
 def evaluate_exported(onnx_path: Path, test: list[Sequence], torch_scores: np.ndarray, torch_labels: np.ndarray) -> tuple[float, float, int]:
