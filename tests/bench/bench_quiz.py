@@ -253,7 +253,7 @@ def hub_cpu_s(srv: b.Server) -> float:
 
 
 WRITER_METRICS = ("hub_quiz_writer_batches_total", "hub_quiz_writer_answers_total", "hub_quiz_writer_cpu_seconds_total",
-                  "hub_quiz_writer_locked_seconds_total")
+                  "hub_quiz_writer_locked_seconds_total", "hub_quiz_writer_syncs_total", "hub_quiz_writer_sync_seconds_total")
 
 
 def writer_metrics(port: int) -> dict[str, float]:
@@ -274,12 +274,13 @@ def writer_metrics(port: int) -> dict[str, float]:
 
 def writer_line(before: dict[str, float], after: dict[str, float]) -> str:
     d = {k: after[k] - before[k] for k in WRITER_METRICS}
-    batches, answers = d["hub_quiz_writer_batches_total"], d["hub_quiz_writer_answers_total"]
+    batches, answers, syncs = d["hub_quiz_writer_batches_total"], d["hub_quiz_writer_answers_total"], d["hub_quiz_writer_syncs_total"]
     if not batches or not answers:
         return "writer: no batches"
     return (f"writer: {answers:.0f} answers in {batches:.0f} group commits ({answers / batches:.1f} per commit), "
             f"writer thread CPU {d['hub_quiz_writer_cpu_seconds_total'] / answers * 1000:.3f} ms per answer, "
-            f"write lock held {d['hub_quiz_writer_locked_seconds_total'] / batches * 1000:.1f} ms per commit")
+            f"write lock held {d['hub_quiz_writer_locked_seconds_total'] / batches * 1000:.1f} ms per commit; "
+            f"{syncs:.0f} WAL fdatasyncs of {d['hub_quiz_writer_sync_seconds_total'] / max(1.0, syncs) * 1000:.1f} ms each")
 
 
 class Phase:
