@@ -116,6 +116,11 @@ class Ingest:
         self._exit_after_commit = int(fault) if fault.isdigit() else 0
 
     def start(self) -> None:
+        # Everything alive now (modules, classes, pydantic and paho internals) lives as long
+        # as the process: out of the collector's sight, a full collection walks only what
+        # the batches allocate. In the fleet benchmark the collector's walks were ~3 % of
+        # an ingest's CPU (perf).
+        gc.freeze()
         self._worker = threading.Thread(target=self._work, name="ingest-worker", daemon=True)
         self._worker.start()
         self.link.start()

@@ -104,3 +104,35 @@ def test_registry_and_quarantine(store):
     assert store.hub_school("nope") is None
     store.quarantine("h1", "edu/d/s/h1/up/batch", "hash", "mismatch", b"\x00" * 10, 1.0)
     assert store.counts()["quarantine"] == 1
+
+
+def test_a_new_sqlite_store_holds_a_statement_row_without_overflow_pages(tmp_path):
+    # With SQLite's default 4 KiB pages a ~1 KB statement row of the WITHOUT ROWID events
+    # table spilled into an overflow page of its own (1.3 KB on disk per event of the day).
+    from sync.district.store import PAGE_SIZE
+
+    s = SqliteStore(tmp_path / "d.sqlite3")
+    try:
+        assert s._db.execute("PRAGMA page_size").fetchone()[0] == PAGE_SIZE
+        s.register_hub("h1", "d", "s")
+        payload = '{"text":"' + "x" * 1100 + '"}'
+        raw = event_line(1, str(uuid.uuid4()), "xapi.statement", 1, payload, 1.0)
+        b = decode(encode("d", "s", "h1", 1, 1, 1, raw, 0.0), 1 << 20, 10)
+        s.ingest(b.header, b.events, 1.0)
+        assert s._db.execute("SELECT payload FROM events").fetchone()[0] == payload
+        # dbstat (SQLite's page statistics): no overflow page anywhere in the events table.
+        assert s._db.execute("SELECT COUNT(*) FROM dbstat WHERE name = 'events' AND pagetype = 'overflow'").fetchone()[0] == 0
+    finally:
+        s.close()
+    # A database made with 4 KiB pages keeps them and still works.
+    import sqlite3
+
+    old = tmp_path / "old.sqlite3"
+    sqlite3.connect(old).execute("CREATE TABLE x (a)").connection.close()
+    s = SqliteStore(old)
+    try:
+        assert s._db.execute("PRAGMA page_size").fetchone()[0] == 4096
+        s.register_hub("h1", "d", "s")
+        assert s.hub_school("h1") == ("d", "s")
+    finally:
+        s.close()
