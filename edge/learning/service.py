@@ -27,7 +27,7 @@ from edge.learning import bkt as bkt_model
 from edge.learning.errors import LearningError, UnknownItem, UnknownKnowledgePoint, UnknownStudent
 from edge.learning.kt_model import KTModel
 from edge.learning.registry import active_model
-from edge.storage.db import Database
+from edge.storage.db import Database, select_keys
 
 log = logging.getLogger(__name__)
 
@@ -406,9 +406,9 @@ class _Batch:
         pairs = [(self.answers[i].student_id, k, i) for i, kps in accepted for k in kps if self.skill_of[k] is None]
         if not pairs:
             return
-        sids, kps = list({p[0] for p in pairs}), list({p[1] for p in pairs})
-        sql = f"SELECT student_id, kp_id, p_known FROM learning_bkt WHERE student_id IN ({_marks(len(sids))}) AND kp_id IN ({_marks(len(kps))})"
-        known: dict[tuple[int, str], float] = {(sid, kp): p_known for sid, kp, p_known in self.db.execute(sql, [*sids, *kps])}
+        keys = list({(p[0], p[1]) for p in pairs})
+        sql = select_keys("learning_bkt", "student_id, kp_id, p_known", ("student_id", "kp_id"), len(keys))
+        known: dict[tuple[int, str], float] = {(sid, kp): p_known for sid, kp, p_known in self.db.execute(sql, [x for key in keys for x in key])}
         counts: dict[tuple[int, str], int] = {}
         for sid, kp, i in pairs:
             p_known = bkt_model.update(known.get((sid, kp), bkt.prior), self.answers[i].correct, bkt)
@@ -424,12 +424,10 @@ class _Batch:
     def update_progress(self, accepted: list[tuple[int, list[str]]]) -> None:
         """Each (student, item)'s attempts and its re-practice schedule, answer by answer."""
         answers = self.answers
-        sids = list({answers[i].student_id for i, _ in accepted})
-        items = list({answers[i].item_id for i, _ in accepted})
+        keys = list({(answers[i].student_id, answers[i].item_id) for i, _ in accepted})
         rows: dict[tuple[int, str], tuple[float, int, int, int, int, float | None]] = {}
-        sql = (f"SELECT student_id, item_id, attempts, wrong, streak FROM learning_item_progress"
-               f" WHERE student_id IN ({_marks(len(sids))}) AND item_id IN ({_marks(len(items))})")
-        current = {(s, it): (n, w, k) for s, it, n, w, k in self.db.execute(sql, [*sids, *items])}
+        sql = select_keys("learning_item_progress", "student_id, item_id, attempts, wrong, streak", ("student_id", "item_id"), len(keys))
+        current = {(s, it): (n, w, k) for s, it, n, w, k in self.db.execute(sql, [x for key in keys for x in key])}
         for i, _kps in accepted:
             a = answers[i]
             key = (a.student_id, a.item_id)

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from edge import outbox
-from edge.storage.db import Database
+from edge.storage.db import Database, select_keys
 
 
 @dataclass(frozen=True)
@@ -77,14 +77,11 @@ class AnswerBatch:
             self._looked_up.update(ids)
         wanted = [k for k in dict.fromkeys(keys) if k not in self._answers]
         if wanted:
-            sessions, items, students = ({k[i] for k in wanted} for i in range(3))
-            sql = (f"SELECT session_id, item_id, student_id, id, final, client_time, changes FROM quiz_answers"
-                   f" WHERE session_id IN ({','.join('?' * len(sessions))}) AND item_id IN ({','.join('?' * len(items))})"
-                   f" AND student_id IN ({','.join('?' * len(students))})")
+            sql = select_keys("quiz_answers", "session_id, item_id, student_id, id, final, client_time, changes",
+                              ("session_id", "item_id", "student_id"), len(wanted))
             self._answers.update(dict.fromkeys(wanted))
-            for s, i, st, row_id, final, client_time, changes in self.db.conn.execute(sql, [*sessions, *items, *students]):
-                if (s, i, st) in self._answers and self._answers[(s, i, st)] is None:
-                    self._answers[(s, i, st)] = CurrentAnswer(row_id, bool(final), client_time, changes)
+            for s, i, st, row_id, final, client_time, changes in self.db.conn.execute(sql, [x for key in wanted for x in key]):
+                self._answers[(s, i, st)] = CurrentAnswer(row_id, bool(final), client_time, changes)
 
     def submission(self, client_id: str) -> Submission | None:
         if client_id not in self._looked_up:

@@ -39,6 +39,18 @@ def connect(path: Path | str, busy_timeout_ms: int = 5000, synchronous: str = "F
     return sqlite_utils.Database(conn)
 
 
+def select_keys(table: str, columns: str, key: tuple[str, ...], n: int) -> str:
+    """``SELECT columns FROM table`` for exactly ``n`` values of the composite ``key`` (parameters:
+    the keys' values, flattened). Each key is looked up through the table's index on ``key``;
+    separate ``IN`` lists per column would read their cross product, and a row-value
+    ``IN (VALUES ...)`` makes SQLite scan the table."""
+    names = ", ".join(f"k{i}" for i in range(len(key)))
+    row = "(" + ",".join("?" * len(key)) + ")"
+    on = " AND ".join(f"t.{col} = k.k{i}" for i, col in enumerate(key))
+    cols = ", ".join(f"t.{c.strip()}" for c in columns.split(","))
+    return f"WITH k({names}) AS (VALUES {','.join([row] * n)}) SELECT {cols} FROM k JOIN {table} t ON {on}"
+
+
 @contextmanager
 def transaction(db: Database) -> Iterator[Database]:
     """One write transaction: BEGIN IMMEDIATE ... COMMIT, rolled back on error."""
