@@ -209,6 +209,7 @@ class GroupWriter:
         db.conn.execute("SAVEPOINT answers")
         while todo:
             store.prefetch([j.answer.client_id for j in todo], [(j.answer.session_id, j.answer.item_id, j.answer.student_id) for j in todo])
+            self._lookups.prefetch(db, [(j.answer.session_id, j.answer.item_id) for j in todo])
             for job in todo:
                 self._apply(db, store, job, learning)
             # Answers that arrived while these were decided ride on the same commit.
