@@ -186,3 +186,26 @@ def test_a_failed_sync_acknowledges_nothing_and_the_resend_lands(hub, monkeypatc
     again = room.answer(room.pupils[0], sid, single, {"choices": [0]}, client_id=cid, answered_at=t, sent_at=t + 2)
     assert again.status_code == 200 and again.get_json()["client_id"] == cid
     assert room.env.count("quiz_answers", "client_id = ?", (cid,)) == 1
+
+
+def test_the_syncer_checkpoints_the_wal_off_the_write_lock(hub, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    # The writer's own connection never checkpoints (that would run inside its COMMIT, under the
+    # lock); the syncer copies the WAL into the database after acknowledging.
+    from edge.quiz import writer as w
+
+    monkeypatch.setattr(w, "CHECKPOINT_EVERY_S", 0.0)
+    room = make_room(hub, n_students=2)
+    single = room.item(type="single", stem="5+5=?", options=["10", "11"], key={"choices": [0]})
+    sid = room.start([single])
+    before = w.CHECKPOINT_SECONDS._value.get()
+    for p in room.pupils:
+        assert room.answer(p, sid, single, {"choices": [0]}).status_code == 201
+    deadline = time.monotonic() + 5
+    while w.CHECKPOINT_SECONDS._value.get() == before and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert w.CHECKPOINT_SECONDS._value.get() > before
+    # Everything acknowledged is in the database file proper once a full checkpoint has run.
+    with sqlite3.connect(room.env.config.db_path) as conn:
+        busy, frames, done = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        assert busy == 0 and frames == done
+        assert conn.execute("SELECT COUNT(*) FROM quiz_answers WHERE session_id = ?", (sid,)).fetchone()[0] == 2
