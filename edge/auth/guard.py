@@ -17,7 +17,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
-from apiflask import HTTPTokenAuth
+from apiflask import APIKeyHeaderAuth, HTTPTokenAuth
 from flask import g, request
 from werkzeug.datastructures import Authorization
 
@@ -57,31 +57,38 @@ def _active_device(token: str | None) -> tuple[int, str, int | None] | None:
     return (row[0], row[1], row[2]) if row else None
 
 
-class _CookieFallbackAuth(HTTPTokenAuth):
-    """Bearer token from the header, else from a cookie (browsers, EventSource)."""
+class _CookieFallback:
+    """The token from the request's header, else from a cookie (browsers, EventSource)."""
 
-    def __init__(self, cookie: str, header: str | None = None, description: str = "") -> None:
-        super().__init__(scheme="Bearer" if header is None else "ApiKey", header=header, description=description)
-        self._cookie = cookie
+    _cookie: str
+    scheme: str
 
     def get_auth(self) -> Authorization | None:
-        auth = super().get_auth()
+        auth = super().get_auth()  # type: ignore[misc]
         if auth is None and request.cookies.get(self._cookie):
             auth = Authorization(self.scheme)
             auth.token = request.cookies[self._cookie]
         return auth
 
 
-session_auth = _CookieFallbackAuth(
+class _SessionAuth(_CookieFallback, HTTPTokenAuth):
+    def __init__(self, cookie: str, description: str) -> None:
+        super().__init__(scheme="Bearer", description=description)
+        self._cookie = cookie
+
+
+class _DeviceAuth(_CookieFallback, APIKeyHeaderAuth):
+    def __init__(self, cookie: str, header: str, description: str) -> None:
+        super().__init__(param_name=header, description=description)
+        self._cookie = cookie
+
+
+session_auth = _SessionAuth(
     SESSION_COOKIE,
     description="Session token from POST /api/v1/auth/login (staff) or POST /api/v1/signin (student). "
     "Student sessions also need the X-Device-Token header of the tablet they were signed in on.",
 )
-device_auth = _CookieFallbackAuth(
-    DEVICE_COOKIE,
-    header=DEVICE_HEADER,
-    description="Device token from POST /api/v1/devices/enrol.",
-)
+device_auth = _DeviceAuth(DEVICE_COOKIE, DEVICE_HEADER, description="Device token from POST /api/v1/devices/enrol.")
 
 
 @session_auth.verify_token
