@@ -16,13 +16,14 @@ from edge.auth.guard import ADMIN, STAFF, STUDENT, current_principal, session_au
 from edge.context import current_hub, db
 from edge.errors import problem
 from edge.learning import graph as graph_mod
-from edge.learning import registry
+from edge.learning import pending, registry
 from edge.learning.errors import LearningError
 from edge.learning.recommend import recommend
 from edge.learning.service import Item, class_students, register_items, snapshot_class
 from edge.learning.views import class_policy, heatmap, student_progress
 from edge.schemas import Out, StrictIn
-from edge.storage.db import transaction
+from edge.storage import write_lock
+from edge.storage.db import Database, transaction
 
 bp = APIBlueprint("learning", __name__, tag="Learning")  # routes spell /api/v1: the page lives at /learning
 
@@ -34,6 +35,18 @@ _ID = r"^[^\s\x00-\x1f][^\x00-\x1f]{0,127}$"
 def _raise(err: LearningError) -> NoReturn:
     extra: dict[str, Any] = {"cycle": err.cycle} if hasattr(err, "cycle") else {}
     problem(err.status, err.slug, str(err), **extra)
+
+
+def _mastery_db() -> Database:
+    """This request's database with every acknowledged answer's mastery update applied.
+
+    The answer writer applies them just after the answers' commit; a read that comes
+    sooner (or after a restart) applies what is still queued, so it sees every answer
+    acknowledged before it.
+    """
+    database = db()
+    pending.catch_up(database, write_lock.lock_path(current_hub().config.run_dir))
+    return database
 
 
 def _own_class(class_id: int) -> None:
@@ -150,7 +163,7 @@ class HeatmapOut(Out):
 @bp.doc(summary="Class mastery map (knowledge point x student), students at risk, the hardest items")
 def get_heatmap(class_id: int) -> dict[str, Any]:
     _own_class(class_id)
-    return heatmap(db(), class_id)
+    return heatmap(_mastery_db(), class_id)
 
 
 class SettingsIn(StrictIn):
@@ -202,7 +215,7 @@ def _picks(picks: list[Any]) -> list[dict[str, Any]]:
 @bp.doc(summary="Each student's next exercises (not pushed)")
 def get_class_recommendations(class_id: int, query: RecQuery) -> dict[str, Any]:
     _own_class(class_id)
-    database = db()
+    database = _mastery_db()
     students = class_students(database, class_id)
     recs = recommend(database, students, query.n, class_policy(database, class_id))
     return {"students": [{"student_id": s, "exercises": _picks(recs[s])} for s in students]}
@@ -226,7 +239,7 @@ class AssignOut(Out):
 def assign(class_id: int, body: AssignIn) -> tuple[dict[str, Any], int]:
     _own_class(class_id)
     hub = current_hub()
-    database = db()
+    database = _mastery_db()
     policy = class_policy(database, class_id)
     students = class_students(database, class_id)
     recs = recommend(database, students, body.n, policy)
@@ -254,7 +267,7 @@ class MyLearningOut(Out):
 @bp.doc(summary="My mastery per knowledge point and my next exercises")
 def my_learning() -> dict[str, Any]:
     p = current_principal()
-    database = db()
+    database = _mastery_db()
     assert p.student_id is not None
     class_id = database.execute("SELECT class_id FROM students WHERE id = ?", (p.student_id,)).fetchone()[0]
     policy = class_policy(database, class_id)

@@ -1,9 +1,10 @@
 """Mastery per student and knowledge point, kept up to date answer by answer.
 
-``record_answer`` is the interface for the quiz capability: it is called inside
-the quiz's grading transaction and costs one step of the network per knowledge
-point the answer touches (the student's recurrent state is stored, never
-recomputed), plus a BKT update for points the network does not cover.
+``record_answer`` / ``record_answers`` are the interface for the quiz capability
+(a teacher's mark calls it in its transaction; the answer writer's batches reach it
+through ``edge.learning.pending`` just after their commit). An answer costs one step
+of the network per knowledge point it touches (the student's recurrent state is
+stored, never recomputed), plus a BKT update for points the network does not cover.
 
 Mastery is reported as the predicted probability that the student's next
 answer on that knowledge point is right, for both kinds of model, so a band

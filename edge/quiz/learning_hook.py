@@ -1,11 +1,14 @@
 """The seam to personalised learning (issue 8, ``edge.learning.service``).
 
-Grading and item import call these inside their own transaction (the answer
-writer hands over a whole group commit's graded answers in one call). Learning's
-opinion never decides a grade or an import: its call runs under a SAVEPOINT,
-and if it refuses (an item it cannot use, say) that part is rolled back and
-logged while the grade or the imported question stands. Capabilities do not
-read each other's tables: these two calls are the whole interface.
+Grading and item import call these inside their own transaction. The answer writer
+hands over a whole group commit's graded answers in one call, which only queues them
+(``edge.learning.pending``): their mastery update runs right after, in a transaction
+of its own that the writer starts when no answer is waiting (``apply_pending_learning``),
+so the answers' acknowledgement does not wait for it. A teacher's mark is applied at
+once. Learning's opinion never decides a grade or an import: its call runs under a
+SAVEPOINT, and if it refuses (an item it cannot use, say) that part is rolled back and
+logged while the grade or the imported question stands. Capabilities do not read each
+other's tables: these calls are the whole interface.
 """
 
 from __future__ import annotations
@@ -24,19 +27,20 @@ log = logging.getLogger(__name__)
 _fns: dict[str, Callable[..., Any] | None] = {}
 
 
-def _fn(name: str) -> Callable[..., Any] | None:
+def _fn(name: str, module: str = "edge.learning.service") -> Callable[..., Any] | None:
     # Looked up once per process: this runs for every graded answer.
-    if name not in _fns:
+    key = f"{module}:{name}"
+    if key not in _fns:
         try:
-            _fns[name] = getattr(importlib.import_module("edge.learning.service"), name, None)
+            _fns[key] = getattr(importlib.import_module(module), name, None)
         except ModuleNotFoundError:
-            _fns[name] = None
-    return _fns[name]
+            _fns[key] = None
+    return _fns[key]
 
 
 def warm_up(db: Database | None = None) -> None:
     """Import personalised learning, and with ``db`` load its model, ahead of the first graded answer."""
-    _fn("record_answers")
+    _fn("enqueue", "edge.learning.pending")
     fn = _fn("warm_up")
     if db is not None and fn is not None:
         try:
@@ -58,8 +62,8 @@ def _guarded(db: Database, what: str, call: Callable[[], Any]) -> None:
 
 def record_answer_for_learning(db: Database, student_id: int, item_uid: str, knowledge_points: list[str], correct: bool, at: float,
                                answer_id: str) -> None:
-    """Tell personalised learning a graded answer (same transaction as the grade)."""
-    record_answers_for_learning(db, [GradedAnswer(student_id, item_uid, knowledge_points, correct, at, answer_id)])
+    """Tell personalised learning a graded answer (same transaction as the grade, applied at once)."""
+    _record(db, [GradedAnswer(student_id, item_uid, knowledge_points, correct, at, answer_id)], "record_answers")
 
 
 @dataclass(frozen=True)
@@ -74,16 +78,36 @@ class GradedAnswer:
     answer_id: str
 
 
-def record_answers_for_learning(db: Database, answers: list[GradedAnswer]) -> None:
-    """Tell personalised learning the graded answers of one group commit, in one call (same transaction)."""
-    fn = _fn("record_answers")
+def record_answers_for_learning(db: Database, answers: list[GradedAnswer]) -> bool:
+    """Queue the graded answers of one group commit for learning (same transaction); True if any was queued.
+
+    The writer then owes learning an :func:`apply_pending_learning`.
+    """
+    return _record(db, answers, "enqueue", "edge.learning.pending")
+
+
+def _record(db: Database, answers: list[GradedAnswer], name: str, module: str = "edge.learning.service") -> bool:
+    fn = _fn(name, module)
     tagged = [a for a in answers if a.knowledge_points]
     if fn is None or not tagged:
-        return
+        return False
     make = _fn("Answer")
     assert make is not None
     batch = [make(a.student_id, a.item_uid, a.knowledge_points, a.correct, a.at, a.answer_id) for a in tagged]
-    _guarded(db, "record_answers", lambda: fn(db, batch))
+    _guarded(db, name, lambda: fn(db, batch))
+    return True
+
+
+def apply_pending_learning(db: Database, limit: int) -> int:
+    """Turn the oldest ``limit`` queued answers into mastery; the caller owns the write transaction. Returns how many left the queue."""
+    fn = _fn("apply_pending", "edge.learning.pending")
+    return 0 if fn is None else int(fn(db, limit))
+
+
+def learning_pending(db: Database) -> bool:
+    """Whether answers are queued for learning (left by a crash, or by the other worker)."""
+    fn = _fn("has_pending", "edge.learning.pending")
+    return fn is not None and bool(fn(db))
 
 
 def register_items_for_learning(db: Database, items: list[dict[str, Any]]) -> None:

@@ -21,9 +21,17 @@ and for this writer's next batch, and one fdatasync covers every batch committed
 while the previous one ran. With ``storage.synchronous = NORMAL`` there is no
 fdatasync at all (answers then survive ``kill -9``, not a power cut).
 
-The two worker processes' writers take turns through an flock on
-``<run_dir>/quiz-writer.lock``, which wakes the waiter the moment the other
+The two worker processes' writers take turns through the hub's write lock
+(``edge.storage.write_lock``), which wakes the waiter the moment the other
 commits instead of polling.
+
+Personalised learning's mastery update is not part of the answers' commit: the
+commit queues the graded answers for it (``edge.learning.pending``, same
+transaction), and this thread applies the queue in transactions of their own once
+no answer has come for ``LEARNING_IDLE_S`` (so a burst's updates go together, after
+it), and once they have waited ``LEARNING_MAX_LAG_S``, a chunk between answer batches
+under a continuous stream. Learning was about half of what the writer did under the
+lock, and no tablet waits for it.
 """
 
 from __future__ import annotations
@@ -42,8 +50,9 @@ from typing import Any
 from prometheus_client import Counter
 
 from edge.quiz.answer_store import AnswerBatch
-from edge.quiz.learning_hook import GradedAnswer, record_answers_for_learning
+from edge.quiz.learning_hook import GradedAnswer, apply_pending_learning, learning_pending, record_answers_for_learning
 from edge.quiz.sessions import AnswerIn, HubFacts, Lookups, Prepared, QuizError, apply_answer, prepare_answer
+from edge.storage import write_lock
 from edge.storage.db import Database, connect
 
 log = logging.getLogger(__name__)
@@ -58,11 +67,20 @@ LOCKED = Counter("hub_quiz_writer_locked_seconds_total", "Wall time the answer w
 SYNCS = Counter("hub_quiz_writer_syncs_total", "fdatasyncs of the WAL before answers were acknowledged")
 CHECKPOINT_SECONDS = Counter("hub_quiz_writer_checkpoint_seconds_total", "Wall time of the syncer's WAL checkpoints")
 SYNC_SECONDS = Counter("hub_quiz_writer_sync_seconds_total", "Wall time of those fdatasyncs")
+LEARNING_PASSES = Counter("hub_quiz_writer_learning_passes_total", "Transactions the answer writers spent on queued mastery updates")
+LEARNING_SECONDS = Counter("hub_quiz_writer_learning_seconds_total", "Wall time the answer writers held the write lock for them")
 
 MAX_BATCH = 256
 # How often the syncer copies the WAL into the database while answers arrive (an idle hub's
 # other connections checkpoint as usual).
 CHECKPOINT_EVERY_S = 1.0
+# Queued mastery updates go once no answer has come for this long (a burst's go together,
+# after it), or once they have waited LEARNING_MAX_LAG_S: then a chunk between answer batches.
+LEARNING_IDLE_S = 0.002
+LEARNING_MAX_LAG_S = 0.5
+# After a failed mastery update, answers only for this long before the next try.
+LEARNING_RETRY_S = 1.0
+LEARNING_CHUNK = 64  # answers per mastery-update transaction (edge.learning.pending)
 
 
 @dataclass
@@ -88,6 +106,11 @@ class GroupWriter:
         self._pid: int | None = None
         self._warmed_pid: int | None = None
         self._start_lock = threading.Lock()
+        # Mastery updates owed (writer thread only): since when (monotonic), None when none;
+        # when the last answers were committed, and whether the writer's last pass was learning's.
+        self._learning_since: float | None = None
+        self._last_commit = 0.0
+        self._learned_last = False
 
     def start(self) -> None:
         """Start this process's writer thread now (it starts on first use otherwise)."""
@@ -161,13 +184,25 @@ class GroupWriter:
             # inside this writer's COMMIT (megabytes copied and two fsyncs) while the lock is held.
             db.conn.execute("PRAGMA wal_autocheckpoint = 0")
         self._lock_path.parent.mkdir(parents=True, exist_ok=True)
-        lock_fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        lock_fd = write_lock.open_lock(self._lock_path)
+        # Answers queued for learning before a restart (or by the other worker) are owed too.
+        self._learning_since = time.monotonic()
         while True:
-            first = self._queue.get()
+            wait = self._learning_wait()
+            if wait == 0.0:
+                self._learn(db, lock_fd)
+                continue
+            try:
+                first = self._queue.get() if wait is None else self._queue.get(timeout=wait)
+            except queue.Empty:
+                continue
             cpu0 = time.thread_time()
             batch: list[_Job] = []
+            self._learned_last = False
             try:
-                self._commit(db, lock_fd, first, batch)
+                if self._commit(db, lock_fd, first, batch) and self._learning_since is None:
+                    self._learning_since = time.monotonic()
+                self._last_commit = time.monotonic()
             except Exception as exc:  # the whole batch failed to commit: nobody is acknowledged
                 log.exception("answer batch failed", extra={"answers": len(batch)})
                 failed = QuizError(503, "write-failed", f"the answer could not be stored ({type(exc).__name__}); it will be sent again")
@@ -188,8 +223,52 @@ class GroupWriter:
         batch.extend(new)
         return new
 
-    def _commit(self, db: Database, lock_fd: int, first: _Job, batch: list[_Job]) -> None:
-        """Apply ``first`` and whatever else is queued, in one transaction; fills ``batch`` with the jobs it took."""
+    def _learning_wait(self) -> float | None:
+        """Seconds until the owed mastery updates go, if no answer comes first (0: now); None: none owed."""
+        since = self._learning_since
+        if since is None:
+            return None
+        now = time.monotonic()
+        if since > now:  # backing off after a failure
+            return since - now
+        if now - since >= LEARNING_MAX_LAG_S and not self._learned_last:
+            return 0.0  # overdue: a chunk now, then an answer batch, and so on
+        if not self._queue.empty():
+            return LEARNING_IDLE_S  # answers first (the writer's get returns one at once)
+        return max(0.0, self._last_commit + LEARNING_IDLE_S - now)
+
+    def _learn(self, db: Database, lock_fd: int) -> None:
+        """One transaction of queued mastery updates (``edge.learning.pending``), under the write lock."""
+        cpu0 = time.thread_time()
+        conn = db.conn
+        self._learned_last = True
+        fcntl.flock(lock_fd, fcntl.LOCK_EX)
+        t0 = time.perf_counter()
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                n = apply_pending_learning(db, LEARNING_CHUNK) if learning_pending(db) else 0
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+        except Exception as exc:  # the queue keeps them; answers go on meanwhile
+            log.warning("mastery update failed; trying again shortly", extra={"error": str(exc)})
+            self._learning_since = time.monotonic() + LEARNING_RETRY_S
+            return
+        finally:
+            fcntl.flock(lock_fd, fcntl.LOCK_UN)
+            LEARNING_SECONDS.inc(time.perf_counter() - t0)
+            LEARNING_PASSES.inc()
+            WRITER_CPU.inc(time.thread_time() - cpu0)
+        # A full chunk may have left more, still owed since the same time; a short one emptied the queue.
+        if n < LEARNING_CHUNK:
+            self._learning_since = None
+
+    def _commit(self, db: Database, lock_fd: int, first: _Job, batch: list[_Job]) -> bool:
+        """Apply ``first`` and whatever else is queued, in one transaction; fills ``batch`` with the jobs it took.
+
+        Returns whether the batch queued answers for learning."""
         conn = db.conn
         # The batch is gathered once the lock is ours, not before: answers arriving while
         # the other worker commits (an fsync of 5-15 ms on a classroom SSD) join this commit
@@ -200,7 +279,7 @@ class GroupWriter:
             conn.execute("BEGIN IMMEDIATE")
             try:
                 batch.append(first)
-                self._apply_batch(db, [first, *self._drain(batch)], batch)
+                queued = self._apply_batch(db, [first, *self._drain(batch)], batch)
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise
@@ -208,8 +287,9 @@ class GroupWriter:
         finally:
             fcntl.flock(lock_fd, fcntl.LOCK_UN)
             LOCKED.inc(time.perf_counter() - t0)
+        return queued
 
-    def _apply_batch(self, db: Database, todo: list[_Job], batch: list[_Job]) -> None:
+    def _apply_batch(self, db: Database, todo: list[_Job], batch: list[_Job]) -> bool:
         """Decide every answer against one read of their rows, then write them all (``AnswerBatch``)."""
         self._lookups.new_batch()  # what the other worker committed before we got the lock is read afresh
         store = AnswerBatch(db, self._bus)
@@ -232,9 +312,9 @@ class GroupWriter:
             FALLBACKS.inc()
             learning = self._one_by_one(db, batch)
         db.conn.execute("RELEASE answers")
-        # Personalised learning hears the whole batch at once: one batched model step for
-        # every student, a statement per table (edge/learning/service.record_answers).
-        record_answers_for_learning(db, learning)
+        # Personalised learning hears the whole batch at once, queued in this transaction; the
+        # mastery update itself runs after the commit (_learn).
+        return record_answers_for_learning(db, learning)
 
     def _one_by_one(self, db: Database, batch: list[_Job]) -> list[GradedAnswer]:
         learning: list[GradedAnswer] = []
@@ -365,7 +445,7 @@ def writer_for(hub: Any) -> GroupWriter:
         w = _writers.get(key)
         if w is None:
             cfg = hub.config
-            w = GroupWriter(cfg.db_path, cfg.storage.busy_timeout_ms, cfg.storage.synchronous, cfg.run_dir / "quiz-writer.lock",
+            w = GroupWriter(cfg.db_path, cfg.storage.busy_timeout_ms, cfg.storage.synchronous, write_lock.lock_path(cfg.run_dir),
                             hub.bus, HubFacts(hub.hub_id, cfg.hub.timezone))
             _writers[key] = w
         return w

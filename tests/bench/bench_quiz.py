@@ -253,7 +253,9 @@ def hub_cpu_s(srv: b.Server) -> float:
 
 
 WRITER_METRICS = ("hub_quiz_writer_batches_total", "hub_quiz_writer_answers_total", "hub_quiz_writer_cpu_seconds_total",
-                  "hub_quiz_writer_locked_seconds_total", "hub_quiz_writer_syncs_total", "hub_quiz_writer_sync_seconds_total")
+                  "hub_quiz_writer_locked_seconds_total", "hub_quiz_writer_syncs_total", "hub_quiz_writer_sync_seconds_total",
+                  "hub_quiz_writer_learning_passes_total", "hub_quiz_writer_learning_seconds_total", "hub_learning_pending_applied_total")
+LAG_BUCKET = "hub_learning_lag_seconds_bucket"
 
 
 def writer_metrics(port: int) -> dict[str, float]:
@@ -269,18 +271,37 @@ def writer_metrics(port: int) -> dict[str, float]:
         name, _, value = line.partition(" ")
         if name in out:
             out[name] += float(value)
+        elif name.startswith(LAG_BUCKET + "{"):
+            le = name.split('le="', 1)[1].split('"', 1)[0]
+            out[f"lag<={le}"] = out.get(f"lag<={le}", 0.0) + float(value)
     return out
 
 
+def lag_quantile(d: dict[str, float], q: float) -> str:
+    """The histogram bucket that holds quantile ``q`` of the mastery-update lag (an upper bound)."""
+    buckets = sorted(((float(k[5:]), v) for k, v in d.items() if k.startswith("lag<=")), key=lambda kv: kv[0])
+    total = buckets[-1][1] if buckets else 0.0
+    if not total:
+        return "n/a"
+    for bound, count in buckets:
+        if count >= q * total:
+            return f"<= {bound * 1000:g} ms" if bound != float("inf") else "> 60 s"
+    return "n/a"
+
+
 def writer_line(before: dict[str, float], after: dict[str, float]) -> str:
-    d = {k: after[k] - before[k] for k in WRITER_METRICS}
+    d = {k: after.get(k, 0.0) - before.get(k, 0.0) for k in after}
     batches, answers, syncs = d["hub_quiz_writer_batches_total"], d["hub_quiz_writer_answers_total"], d["hub_quiz_writer_syncs_total"]
     if not batches or not answers:
         return "writer: no batches"
+    passes, applied = d["hub_quiz_writer_learning_passes_total"], d["hub_learning_pending_applied_total"]
     return (f"writer: {answers:.0f} answers in {batches:.0f} group commits ({answers / batches:.1f} per commit), "
-            f"writer thread CPU {d['hub_quiz_writer_cpu_seconds_total'] / answers * 1000:.3f} ms per answer, "
+            f"writer thread CPU {d['hub_quiz_writer_cpu_seconds_total'] / answers * 1000:.3f} ms per answer (mastery updates included), "
             f"write lock held {d['hub_quiz_writer_locked_seconds_total'] / batches * 1000:.1f} ms per commit; "
-            f"{syncs:.0f} WAL fdatasyncs of {d['hub_quiz_writer_sync_seconds_total'] / max(1.0, syncs) * 1000:.1f} ms each")
+            f"{syncs:.0f} WAL fdatasyncs of {d['hub_quiz_writer_sync_seconds_total'] / max(1.0, syncs) * 1000:.1f} ms each; "
+            f"mastery updates after the commit: {applied:.0f} in {passes:.0f} passes holding the lock "
+            f"{d['hub_quiz_writer_learning_seconds_total'] / max(1.0, passes) * 1000:.1f} ms each, "
+            f"lag from commit p50 {lag_quantile(d, 0.5)}, p99 {lag_quantile(d, 0.99)}")
 
 
 class Phase:

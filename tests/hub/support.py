@@ -139,6 +139,13 @@ class HubEnv:
     def count(self, table: str, where: str = "1", params: tuple[Any, ...] = ()) -> int:
         return int(self.sql(f"SELECT COUNT(*) FROM {table} WHERE {where}", params)[0][0])
 
+    def learning_applied(self, timeout: float = 5.0) -> None:
+        """Wait until the answer writer has applied every queued mastery update (it runs just after the ack)."""
+        deadline = time.monotonic() + timeout
+        while self.count("learning_pending") and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert self.count("learning_pending") == 0, "mastery updates still queued"
+
     def snapshot(self, exclude: tuple[str, ...] = ("auth_failures",)) -> dict[str, tuple[int, str]]:
         """Row count and content digest of every table (to prove a request changed nothing)."""
         out = {}

@@ -105,6 +105,7 @@ def test_the_loop_closes_through_the_quiz(hub: HubEnv) -> None:
     good, bad = room.pupils
     assert room.answer(good, session, item, {"choices": [1]}).status_code in (200, 201)
     assert room.answer(bad, session, item, {"choices": [0]}).status_code in (200, 201)
+    hub.learning_applied()
     rows = dict(hub.sql("SELECT student_id, correct FROM learning_evidence WHERE kp_id = '十以内加法'"))
     assert rows == {good.student_id: 1, bad.student_id: 0}
     heat = hub.client().get(f"/api/v1/classes/{hub.class_id}/learning/heatmap", headers=room.teacher).get_json()

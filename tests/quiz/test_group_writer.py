@@ -17,6 +17,7 @@ from typing import Any
 
 from edge.quiz import xapi
 from edge.quiz.writer import ANSWERS, BATCHES, FALLBACKS, writer_for
+from edge.storage import write_lock
 from tests.hub.support import assert_problem
 
 from .conftest import QuizRoom, make_room
@@ -29,7 +30,7 @@ def one_batch(room: QuizRoom) -> Iterator[Callable[[Callable[[], Any]], None]]:
     commits everything queued in one batch. The responses are in ``send.results`` in order."""
     writer = writer_for(room.env.app.extensions["classroom_hub"])
     writer.start()
-    lock_path = room.env.config.run_dir / "quiz-writer.lock"
+    lock_path = write_lock.lock_path(room.env.config.run_dir)
     lock_path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
     fcntl.flock(fd, fcntl.LOCK_EX)
@@ -101,7 +102,8 @@ def test_one_batch_decides_each_answer_as_if_alone(hub) -> None:  # type: ignore
     assert statements == {xapi.statement_id(x) for x in (first, b_id, change)}
     events = [json.loads(d) for (d,) in room.env.sql("SELECT data FROM live_events WHERE type = 'quiz.answer' ORDER BY id")]
     assert [(ev["client_id"], ev["answered"]) for ev in events] == [(first, 1), (b_id, 2), (change, 2)]
-    # Learning heard the three graded answers, in order.
+    # Learning heard the three graded answers, in order (queued by the batch, applied just after).
+    room.env.learning_applied()
     learned = room.env.sql("SELECT answer_id, correct FROM learning_answers ORDER BY id")
     assert learned == [(first, 0), (b_id, 1), (change, 1)]
 

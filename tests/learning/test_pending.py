@@ -1,0 +1,164 @@
+"""Mastery updates queued by the answers' commit and applied just after it (edge/learning/pending.py).
+
+The answer is acknowledged without waiting for its mastery update; the update follows
+in the writer's next idle moment; a read of mastery applies whatever is still queued;
+answers queued before a restart are applied; an answer learning cannot use is dropped,
+not retried forever."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import queue
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from edge.learning import pending
+from edge.learning.service import Answer, mastery_of
+from edge.quiz import writer as w
+from edge.storage import write_lock
+from edge.storage.db import Database, connect, transaction
+from tests.hub.support import HubEnv
+from tests.quiz.conftest import make_room
+
+from .conftest import students, teacher
+
+
+def _queue(db: Database, answers: list[Answer]) -> None:
+    with transaction(db):
+        pending.enqueue(db, answers)
+
+
+def test_the_answer_is_acknowledged_without_waiting_for_its_mastery_update(hub: HubEnv, monkeypatch: pytest.MonkeyPatch) -> None:
+    room = make_room(hub, n_students=1)
+    item = room.item(type="single", stem="2+5=?", options=["7", "8"], key={"choices": [0]}, knowledge_points=["十以内加法"])
+    session = room.start([item])
+    hub.learning_applied()  # nothing owed from setting up
+    gate, entered = threading.Event(), threading.Event()
+    real = pending.record_answers
+
+    def slow(db: Database, answers: Any, strict: bool = False) -> Any:
+        entered.set()
+        assert gate.wait(10)
+        return real(db, answers, strict)
+
+    monkeypatch.setattr(pending, "record_answers", slow)
+    pupil = room.pupils[0]
+    t0 = time.monotonic()
+    r = room.answer(pupil, session, item, {"choices": [0]})
+    assert r.status_code == 201 and time.monotonic() - t0 < 5
+    # Acknowledged, durable and queued; the writer is busy with its mastery update meanwhile.
+    assert entered.wait(5)
+    assert hub.count("learning_pending") == 1
+    assert hub.count("learning_answers", "answer_id = ?", (r.get_json()["client_id"],)) == 0
+    gate.set()
+    hub.learning_applied()
+    assert hub.sql("SELECT student_id, correct FROM learning_answers WHERE answer_id = ?", (r.get_json()["client_id"],)) == [(pupil.student_id, 1)]
+
+
+def test_a_read_of_mastery_applies_what_is_still_queued(lhub: HubEnv, ldb: Database) -> None:
+    sid = students(lhub)[0]
+    # Queued and not yet applied (as a crash would leave them): nobody has told the writer.
+    _queue(ldb, [Answer(sid, f"m.count-{i}", None, False, 1_000.0 + i, f"q-{i}") for i in range(3)])
+    assert lhub.count("learning_pending") == 3
+    heat = lhub.client().get(f"/api/v1/classes/{lhub.class_id}/learning/heatmap", headers=teacher(lhub)).get_json()
+    assert lhub.count("learning_pending") == 0
+    assert lhub.count("learning_answers", "answer_id LIKE 'q-%'") == 3
+    col = [k["id"] for k in heat["knowledge_points"]].index("m.count")
+    row = [s["id"] for s in heat["students"]].index(sid)
+    assert heat["mastery"][row][col] == pytest.approx(mastery_of(ldb, sid, ["m.count"])["m.count"], abs=0.005)  # the map rounds
+
+
+def test_answers_queued_before_a_restart_are_applied_by_the_next_writer(lhub: HubEnv, ldb: Database) -> None:
+    sid = students(lhub)[1]
+    _queue(ldb, [Answer(sid, "m.add-0", None, True, 2_000.0, "left-1"), Answer(sid, "m.add-1", None, True, 2_001.0, "left-2")])
+    cfg = lhub.config
+    hub = lhub.app.extensions["classroom_hub"]
+    fresh = w.GroupWriter(cfg.db_path, cfg.storage.busy_timeout_ms, cfg.storage.synchronous, write_lock.lock_path(cfg.run_dir),
+                          hub.bus, w.HubFacts(hub.hub_id, cfg.hub.timezone))
+    fresh.start()  # what a restarted worker does on its first request
+    lhub.learning_applied()
+    assert [r[0] for r in lhub.sql("SELECT answer_id FROM learning_answers WHERE student_id = ? ORDER BY id", (sid,))] == ["left-1", "left-2"]
+
+
+def test_an_answer_learning_cannot_use_is_dropped_and_the_rest_applied(lhub: HubEnv, ldb: Database, monkeypatch: pytest.MonkeyPatch) -> None:
+    sids = students(lhub)
+    _queue(ldb, [
+        Answer(sids[0], "m.count-0", None, True, 3_000.0, "ok-1"),
+        Answer(sids[0], "no-such-item", None, True, 3_001.0, "unknown-item"),  # refused by learning: logged
+        Answer(sids[1], "m.count-1", None, False, 3_002.0, "poison"),  # raises: applied alone, dropped
+        Answer(sids[1], "m.count-2", None, True, 3_003.0, "ok-2"),
+    ])
+    real = pending.record_answers
+
+    def picky(db: Database, answers: Any, strict: bool = False) -> Any:
+        if any(a.answer_id == "poison" for a in answers):
+            raise RuntimeError("learning cannot take this one")
+        return real(db, answers, strict)
+
+    monkeypatch.setattr(pending, "record_answers", picky)
+    refused = pending.REFUSED._value.get()
+    with transaction(ldb):
+        assert pending.apply_pending(ldb) == 4
+    assert not pending.has_pending(ldb)
+    assert pending.REFUSED._value.get() == refused + 1
+    assert {r[0] for r in lhub.sql("SELECT answer_id FROM learning_answers")} == {"ok-1", "ok-2"}
+
+
+def test_catch_up_applies_in_chunks_under_the_write_lock(lhub: HubEnv, ldb: Database, monkeypatch: pytest.MonkeyPatch) -> None:
+    sid = students(lhub)[2]
+    monkeypatch.setattr(pending, "CHUNK", 4)
+    _queue(ldb, [Answer(sid, f"m.count-{i % 6}", None, i % 2 == 0, 4_000.0 + i, f"c-{i}") for i in range(10)])
+    lock = write_lock.lock_path(lhub.config.run_dir)
+    chunks: list[int] = []
+    real = pending.record_answers
+
+    def counted(db: Database, answers: Any, strict: bool = False) -> Any:
+        chunks.append(len(answers))
+        return real(db, answers, strict)
+
+    monkeypatch.setattr(pending, "record_answers", counted)
+    # Someone else holds the write lock: catch-up waits for it rather than fighting SQLite's busy handler.
+    fd = write_lock.open_lock(lock)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    done: queue.Queue[int] = queue.Queue()
+    threading.Thread(target=lambda: done.put(_catch_up(lhub.config.db_path, lock)), daemon=True).start()
+    time.sleep(0.2)
+    assert done.empty() and lhub.count("learning_pending") == 10
+    fcntl.flock(fd, fcntl.LOCK_UN)
+    assert done.get(timeout=5) == 10
+    os.close(fd)
+    assert chunks == [4, 4, 2]
+    assert lhub.count("learning_answers", "answer_id LIKE 'c-%'") == 10
+
+
+def _catch_up(db_path: Path, lock: Path) -> int:
+    db = connect(db_path)
+    try:
+        return pending.catch_up(db, lock)
+    finally:
+        db.conn.close()
+
+
+def test_the_writer_puts_mastery_updates_off_until_answers_pause_or_they_waited_too_long(lhub: HubEnv) -> None:
+    cfg = lhub.config
+    hub = lhub.app.extensions["classroom_hub"]
+    gw = w.GroupWriter(cfg.db_path, 5000, "FULL", write_lock.lock_path(cfg.run_dir), hub.bus, w.HubFacts(hub.hub_id, cfg.hub.timezone))
+    assert gw._learning_wait() is None  # nothing owed: the writer just waits for answers
+    now = time.monotonic()
+    gw._learning_since = gw._last_commit = now
+    assert 0 < gw._learning_wait() <= w.LEARNING_IDLE_S  # owed: once answers pause
+    gw._last_commit = now - w.LEARNING_IDLE_S
+    assert gw._learning_wait() == 0.0  # they paused: now
+    gw._queue.put(object())  # type: ignore[arg-type]
+    assert gw._learning_wait() > 0  # an answer waits: it goes first
+    gw._learning_since = time.monotonic() - w.LEARNING_MAX_LAG_S - 0.01
+    assert gw._learning_wait() == 0.0  # waited too long: a chunk goes first now...
+    gw._learned_last = True
+    assert gw._learning_wait() > 0  # ...then an answer batch, then the next chunk
+    gw._learning_since = time.monotonic() + 1
+    assert 0.9 < gw._learning_wait() <= 1  # backing off after a failure
