@@ -188,6 +188,9 @@ def status(obj: _Ctx, as_json: bool) -> None:
     db = connect(config.db_path, config.storage.busy_timeout_ms, config.storage.synchronous)
     meta = dict(db.execute("SELECT key, value FROM hub_meta WHERE key IN ('hub_id', 'last_sync_at')").fetchall())
     count, oldest = depth(db)
+    from edge.learning.pending import backlog
+
+    learning_waiting, learning_oldest = backlog(db)
     info: dict[str, Any] = {
         "hub_id": meta.get("hub_id"),
         "name": f"{config.hub.school} {config.hub.room}",
@@ -200,6 +203,8 @@ def status(obj: _Ctx, as_json: bool) -> None:
         "outbox_depth": count,
         "outbox_oldest_age_s": round(time.time() - oldest, 1) if oldest else None,
         "last_sync_at": float(meta["last_sync_at"]) if "last_sync_at" in meta else None,
+        "learning_pending": learning_waiting,
+        "learning_pending_age_s": round(time.time() - learning_oldest, 1) if learning_oldest else None,
     }
     host = "127.0.0.1" if config.http.host in ("0.0.0.0", "::", "") else config.http.host
     try:

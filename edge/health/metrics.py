@@ -68,6 +68,19 @@ class HubStateCollector(Collector):
         except OSError:
             size = 0
         yield GaugeMetricFamily("hub_database_bytes", "Size of the main database file", value=size)
+        waiting, queued = _learning_backlog(db)
+        yield GaugeMetricFamily("hub_learning_pending", "Graded answers waiting for their mastery update", value=waiting)
+        yield GaugeMetricFamily(
+            "hub_learning_pending_oldest_age_seconds", "Age of the oldest of them", value=(time.time() - queued) if queued else 0.0
+        )
+
+
+def _learning_backlog(db: Any) -> tuple[int, float | None]:
+    try:
+        from edge.learning.pending import backlog
+    except ModuleNotFoundError:  # a hub built without personalised learning
+        return 0, None
+    return backlog(db)
 
 
 def render(hub: Hub) -> bytes:

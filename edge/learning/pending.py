@@ -60,6 +60,12 @@ def has_pending(db: Database) -> bool:
     return db.conn.execute("SELECT 1 FROM learning_pending LIMIT 1").fetchone() is not None
 
 
+def backlog(db: Database) -> tuple[int, float | None]:
+    """How many answers wait for their mastery update, and when the oldest was queued (wall clock)."""
+    count, oldest = db.conn.execute("SELECT COUNT(*), MIN(queued_at) FROM learning_pending").fetchone()
+    return int(count), oldest
+
+
 def apply_pending(db: Database, limit: int | None = None) -> int:
     """Apply the oldest ``limit`` (default :data:`CHUNK`) queued answers, in order; the caller owns the (write) transaction.
 

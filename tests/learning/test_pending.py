@@ -8,6 +8,7 @@ not retried forever."""
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 import queue
 import threading
@@ -162,3 +163,20 @@ def test_the_writer_puts_mastery_updates_off_until_answers_pause_or_they_waited_
     assert gw._learning_wait() > 0  # ...then an answer batch, then the next chunk
     gw._learning_since = time.monotonic() + 1
     assert 0.9 < gw._learning_wait() <= 1  # backing off after a failure
+
+
+def test_the_backlog_shows_in_metrics_and_status(lhub: HubEnv, ldb: Database) -> None:
+    from click.testing import CliRunner
+
+    from edge.cli import main
+
+    sid = students(lhub)[3]
+    _queue(ldb, [Answer(sid, f"m.mul-{i}", None, True, 5_000.0 + i, f"b-{i}") for i in range(3)])
+    # Read as /metrics renders it (a request would start the writer, which applies the queue).
+    from edge.health.metrics import render
+
+    assert "hub_learning_pending 3.0" in render(lhub.app.extensions["classroom_hub"]).decode()
+    out = CliRunner().invoke(main, ["--data-dir", str(lhub.config.hub.data_dir), "status", "--json"])
+    assert out.exit_code == 0, out.output
+    info = json.loads(out.output)
+    assert info["learning_pending"] == 3 and 0 <= info["learning_pending_age_s"] < 60
