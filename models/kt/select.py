@@ -43,7 +43,9 @@ def main() -> None:
     ap.add_argument("--out", type=Path, help="write the selection record here (JSON)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    _, val = split_validation(read_split(args.data / TRAIN_FILE), args.split_seed)
+    train = read_split(args.data / TRAIN_FILE)
+    _, val = split_validation(train, args.split_seed)
+    val_idx = [i for i, _ in split_validation(list(enumerate(train)), args.split_seed)[1]]  # type: ignore[arg-type]
     names = [p.parent.name for p in args.candidates]
     logits: dict[str, np.ndarray] = {}
     epochs: dict[str, int] = {}
@@ -59,6 +61,8 @@ def main() -> None:
     print(json.dumps({"single": singles, "best_epoch": epochs}), flush=True)
     pairs = sorted(((round(_score([logits[a], logits[b]], y), 4), a, b) for a, b in itertools.combinations(names, 2)), reverse=True)
     print(json.dumps({"best_pairs": [list(p) for p in pairs[:8]]}), flush=True)
+    every = round(_score([logits[n] for n in names], y), 4)  # no selection at all: a check on the greedy set's optimism
+    print(json.dumps({"all_candidates": every}), flush=True)
     chosen = [max(names, key=lambda n: singles[n])]
     path_record = [{"members": list(chosen), "val_auc": singles[chosen[0]]}]
     while len(chosen) < args.max_members:
@@ -77,8 +81,11 @@ def main() -> None:
                   f"{len(val)} validation students, {len(y)} next answers); the test file was not read",
         "candidates": {n: {"val_auc": singles[n], "best_epoch": epochs[n]} for n in names},
         "best_pairs": [{"members": [a, b], "val_auc": s} for s, a, b in pairs[:5]],
+        "all_candidates_val_auc": every,
         "greedy": path_record,
         "chosen": chosen,
+        "validation_students": {"split": f"train.split_validation(seed {args.split_seed})", "index_of": "0-based position among the students of "
+                                "builder_train.csv with >= 2 answers, in file order", "indices": sorted(val_idx)},
     }
     if args.out:
         args.out.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
