@@ -96,20 +96,25 @@ def our_predictions(model: KTModel, seqs: list[Sequence]) -> dict[tuple[int, int
 
 
 def score(
-    seqs: list[Sequence], ours: dict[tuple[int, int], float], theirs: dict[tuple[int, int], float], seen: set[int], skill_change_only: bool = False
+    seqs: list[Sequence], ours: dict[tuple[int, int], float], theirs: dict[tuple[int, int], float] | None, seen: set[int], skill_change_only: bool = False
 ) -> dict[str, float]:
+    """Both AUCs on the same rows (``theirs`` None, with ``--skip-pybkt``: ours alone, on the rows pyBKT would score)."""
     a, b, y = [], [], []
     for i, s in enumerate(seqs):
         for t in range(1, len(s.skills)):
-            if int(s.skills[t]) not in seen or (i, t) not in theirs:
+            if int(s.skills[t]) not in seen or (theirs is not None and (i, t) not in theirs):
                 continue
             if skill_change_only and s.skills[t] == s.skills[t - 1]:
                 continue
             a.append(ours[(i, t)])
-            b.append(theirs[(i, t)])
+            if theirs is not None:
+                b.append(theirs[(i, t)])
             y.append(int(s.correct[t]))
     ya = np.array(y)
-    return {"ours": auc(np.array(a), ya), "pybkt": auc(np.array(b), ya), "rows": len(y)}
+    out = {"ours": auc(np.array(a), ya), "rows": len(y)}
+    if theirs is not None:
+        out["pybkt"] = auc(np.array(b), ya)
+    return out
 
 
 def bench_auc(proc: subprocess.Popen[bytes] | None, pybkt_out: Path, while_waiting: Callable[[], None]) -> dict[str, object]:
@@ -134,6 +139,8 @@ def bench_auc(proc: subprocess.Popen[bytes] | None, pybkt_out: Path, while_waiti
     print(f"our model {model.version}: AUC {result['ours_all_next_answers']:.4f} on all {len(all_rows)} next answers ({ours_s:.0f} s)", flush=True)
     while_waiting()
     if proc is None:
+        result["ours_only"] = {"same_rows": score(test, ours, None, seen), "dedup": score(dedup, ours_dedup, None, seen),
+                               "skill_changes": score(test, ours, None, seen, skill_change_only=True)}
         return result
     t1 = time.perf_counter()
     rc = proc.wait()
@@ -367,6 +374,10 @@ def main() -> None:
             r = quality[key]  # type: ignore[index]
             print(f"AUC {label:32s} ours {r['ours']:.4f}  pyBKT {r['pybkt']:.4f}  diff {r['ours'] - r['pybkt']:+.4f}  ({r['rows']} rows)")
         print(f"pyBKT fit {quality['pybkt_fit_s']} s (same run); targets: ours >= 0.86 and >= pyBKT + 0.10")
+    if "ours_only" in quality:
+        for key, label in (("same_rows", "DKT test split, skill seen"), ("dedup", "consecutive duplicates removed"), ("skill_changes", "skill changes only")):
+            r = quality["ours_only"][key]  # type: ignore[index]
+            print(f"AUC {label:32s} ours {r['ours']:.4f}  (pyBKT skipped; {r['rows']} rows)")
     print(f"AUC all next answers (ours, {quality['model']}): {quality['ours_all_next_answers']:.4f} on {quality['ours_rows_all']} rows")
     print(
         f"answer -> mastery: p50 {lat['answer_p50_ms']:.3f} ms p99 {lat['answer_p99_ms']:.3f} ms (target p99 <= 2 ms), "

@@ -128,3 +128,21 @@ def test_answers_survive_in_the_history_for_replay(lhub: HubEnv, ldb: Database) 
     _answer(ldb, sid, "m.add-1", False, at=5.0)
     row = ldb.execute("SELECT item_id, kps, correct, at FROM learning_answers WHERE student_id = ?", (sid,)).fetchone()
     assert row[0] == "m.add-1" and json.loads(row[1]) == ["m.add"] and row[2] == 0 and row[3] == 5.0
+
+
+def test_a_state_stored_by_an_older_model_is_replayed_under_the_bundled_one(lhub: HubEnv, ldb: Database) -> None:
+    # A hub upgraded from dkt-2 (h 200, c 820 floats) keeps those rows; the new model must not read them.
+    sid = students(lhub)[0]
+    for i, ok in enumerate([True, False, True]):
+        _answer(ldb, sid, "m.add-1", ok, at=1_000.0 + i)
+    model = registry.active_model(ldb)
+    old_h, old_c = np.zeros(200, dtype=np.float32).tobytes(), np.ones(820, dtype=np.float32).tobytes()
+    with transaction(ldb):
+        ldb.conn.execute("UPDATE learning_state SET model_version = 'dkt-2', h = ?, c = ?, steps = 3 WHERE student_id = ?", (old_h, old_c, sid))
+    after = _answer(ldb, sid, "m.add-1", True, at=1_010.0)
+    h, c = model.zero_state()
+    for ok in (True, False, True, True):
+        p, h, c = model.step(11, ok, h, c)
+    assert after["m.add"] == pytest.approx(float(p[11]), abs=1e-6)
+    version, steps, hb, cb = ldb.execute("SELECT model_version, steps, h, c FROM learning_state WHERE student_id = ?", (sid,)).fetchone()
+    assert (version, steps, len(hb), len(cb)) == (model.version, 4, model.state_widths[0] * 4, model.state_widths[1] * 4)
