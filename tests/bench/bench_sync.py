@@ -296,7 +296,7 @@ def _fleet_worker(configs: list, go, results) -> None:
         a.uplink.stop()
 
 
-def fleet(root: Path, pki: Pki, hubs: int, scale: float, slices: int = 10) -> dict:
+def fleet(root: Path, pki: Pki, hubs: int, scale: float, slices: int = 10, per_process: int = 40) -> dict:
     broker = Broker(root / "broker-fleet", pki).start()
     url = f"sqlite:///{root / 'fleet.sqlite3'}"
     store = open_store(url)
@@ -336,7 +336,7 @@ def fleet(root: Path, pki: Pki, hubs: int, scale: float, slices: int = 10) -> di
     ctx = multiprocessing.get_context("fork")
     go = ctx.Event()
     results = ctx.Queue()
-    groups = [made[i:i + 40] for i in range(0, len(made), 40)]
+    groups = [made[i:i + per_process] for i in range(0, len(made), per_process)]
     workers = [ctx.Process(target=_fleet_worker, args=([h.config for h in g], go, results), daemon=True) for g in groups]
     for w in workers:
         w.start()
@@ -432,6 +432,7 @@ def main() -> None:
     ap.add_argument("--fleet-scale", type=float, default=0.1)
     ap.add_argument("--skip-fleet", action="store_true")
     ap.add_argument("--only-fleet", action="store_true", help="Skip the school day and the baseline.")
+    ap.add_argument("--hubs-per-process", type=int, default=40, help="Fleet: simulated hubs per agent process.")
     ap.add_argument("--slices", type=int, default=10, help="Fleet: the per-second CPU samples summed into this many slices.")
     ap.add_argument("--only-store", type=int, metavar="HUBS", help="Only the district write path, HUBS x a full day.")
     args = ap.parse_args()
@@ -449,7 +450,7 @@ def main() -> None:
             return
         pki = Pki(root / "pki")
         if args.only_fleet:
-            fl = fleet(root / "fleet-run", pki, args.fleet_hubs, args.fleet_scale, args.slices)
+            fl = fleet(root / "fleet-run", pki, args.fleet_hubs, args.fleet_scale, args.slices, args.hubs_per_process)
             print(_fleet_line(fl))
             return
         day = school_day(root / "day", pki)
@@ -459,7 +460,7 @@ def main() -> None:
         print(f"naive baseline: {base['events']} messages, {base['wire'] / 1e6:.2f} MB on the wire, {base['seconds']:.2f} s")
         fl = None
         if not args.skip_fleet:
-            fl = fleet(root / "fleet-run", pki, args.fleet_hubs, args.fleet_scale, args.slices)
+            fl = fleet(root / "fleet-run", pki, args.fleet_hubs, args.fleet_scale, args.slices, args.hubs_per_process)
             print(_fleet_line(fl))
         print("=== SUMMARY ===")
         print(f"school day to all acked       {day['seconds']:8.2f} s     (target <= 5 s)")
