@@ -75,6 +75,25 @@ def read_after(
     return db.execute(sql, (after_seq, upto_seq, limit)).fetchall()
 
 
+def read_joined(db: Database, after_seq: int, limit: int, line_sql: str, upto_seq: int | None = None) -> tuple[int, int, int, bytes] | None:
+    """The rows :func:`read_after` would return, each formatted by ``line_sql`` and joined, in one statement step.
+
+    ``line_sql`` is an SQL expression over the outbox's columns (the caller owns the
+    format). Returns (count, first seq, last seq, the joined lines as UTF-8), or None
+    when nothing is waiting. One step for the lot, where reading rows took one per row:
+    the sqlite3 module releases and re-takes the interpreter lock around every step,
+    and with other threads waiting for it (a process syncing many hubs) each could
+    hand it over.
+    """
+    where = "seq > ?1" if upto_seq is None else "seq > ?1 AND seq <= ?3"
+    sql = (f"SELECT count(*), min(seq), max(seq), CAST(group_concat(line, '') AS BLOB) FROM "
+           f"(SELECT seq, {line_sql} AS line FROM outbox WHERE {where} ORDER BY seq LIMIT ?2)")
+    count, first, last, joined = db.execute(sql, (after_seq, limit) if upto_seq is None else (after_seq, limit, upto_seq)).fetchone()
+    if not count:
+        return None
+    return int(count), int(first), int(last), bytes(joined)
+
+
 def floor(db: Database) -> int:
     """The highest sequence number below which every event has left the outbox."""
     row = db.execute("SELECT MIN(seq) FROM outbox").fetchone()
