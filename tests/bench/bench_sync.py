@@ -296,7 +296,7 @@ def _fleet_worker(configs: list, go, results) -> None:
         a.uplink.stop()
 
 
-def fleet(root: Path, pki: Pki, hubs: int, scale: float, slices: int = 10, per_process: int = 40) -> dict:
+def fleet(root: Path, pki: Pki, hubs: int, scale: float, slices: int = 10, per_process: int = 40, inflight: int = 4) -> dict:
     broker = Broker(root / "broker-fleet", pki).start()
     url = f"sqlite:///{root / 'fleet.sqlite3'}"
     store = open_store(url)
@@ -312,7 +312,7 @@ def fleet(root: Path, pki: Pki, hubs: int, scale: float, slices: int = 10, per_p
     for i in range(hubs):
         # 311 hubs x 4 batches in flight queue for minutes at the district: a 30 s ack
         # time-out would re-send batches that are merely waiting their turn.
-        h = make_hub(root / "fleet", broker, pki, sync={"inflight_batches": 4, "ack_timeout_s": 300.0})
+        h = make_hub(root / "fleet", broker, pki, sync={"inflight_batches": inflight, "ack_timeout_s": 300.0})
         h.db.conn.close()
         shutil.copy(template.config.db_path, h.config.db_path)
         for suffix in ("-wal", "-shm"):
@@ -433,6 +433,7 @@ def main() -> None:
     ap.add_argument("--skip-fleet", action="store_true")
     ap.add_argument("--only-fleet", action="store_true", help="Skip the school day and the baseline.")
     ap.add_argument("--hubs-per-process", type=int, default=40, help="Fleet: simulated hubs per agent process.")
+    ap.add_argument("--fleet-inflight", type=int, default=4, help="Fleet: batches each hub keeps in flight.")
     ap.add_argument("--slices", type=int, default=10, help="Fleet: the per-second CPU samples summed into this many slices.")
     ap.add_argument("--only-store", type=int, metavar="HUBS", help="Only the district write path, HUBS x a full day.")
     args = ap.parse_args()
@@ -450,7 +451,7 @@ def main() -> None:
             return
         pki = Pki(root / "pki")
         if args.only_fleet:
-            fl = fleet(root / "fleet-run", pki, args.fleet_hubs, args.fleet_scale, args.slices, args.hubs_per_process)
+            fl = fleet(root / "fleet-run", pki, args.fleet_hubs, args.fleet_scale, args.slices, args.hubs_per_process, args.fleet_inflight)
             print(_fleet_line(fl))
             return
         day = school_day(root / "day", pki)
@@ -460,7 +461,7 @@ def main() -> None:
         print(f"naive baseline: {base['events']} messages, {base['wire'] / 1e6:.2f} MB on the wire, {base['seconds']:.2f} s")
         fl = None
         if not args.skip_fleet:
-            fl = fleet(root / "fleet-run", pki, args.fleet_hubs, args.fleet_scale, args.slices, args.hubs_per_process)
+            fl = fleet(root / "fleet-run", pki, args.fleet_hubs, args.fleet_scale, args.slices, args.hubs_per_process, args.fleet_inflight)
             print(_fleet_line(fl))
         print("=== SUMMARY ===")
         print(f"school day to all acked       {day['seconds']:8.2f} s     (target <= 5 s)")
