@@ -284,13 +284,15 @@ class Uplink:
 
     def tick(self) -> None:
         """Re-send what timed out and re-ask the high-water mark if the reply was lost; call every ~0.5 s."""
-        if not self.connected:
-            return
         now = time.monotonic()
-        resend_hello = False
         with self._lock:
+            # Offline too: acked rows need no district to leave.
             if self._acked_since is not None and now - self._acked_since >= self.delete_within_s:
                 self._delete_acked()
+        if not self.connected:
+            return
+        resend_hello = False
+        with self._lock:
             if not self._ready:
                 resend_hello = self._hello_at is None or now - self._hello_at > self.ack_timeout_s
             else:
