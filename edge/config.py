@@ -135,6 +135,10 @@ class SyncSection(_Section):
     batch_max_wire_bytes: int = Field(131_072, ge=4096, description="Compressed bytes per batch at most (well under common broker packet limits).")
     inflight_batches: int = Field(8, ge=1, le=64, description="Batches published and awaiting the district's ack at once.")
     ack_timeout_s: float = Field(30.0, gt=0, le=3600, description="Seconds without an ack before a batch is sent again.")
+    delete_every_batches: int = Field(
+        4, ge=1, le=64, description="Acked batches whose rows leave the outbox in one transaction (each such commit rewrites the outbox's event-id index).")
+    delete_within_s: float = Field(
+        30.0, gt=0, le=600, description="Longest an acked batch's rows wait for that transaction; they also leave when nothing is in flight.")
     reconnect_min_s: float = Field(1.0, gt=0, description="First reconnect delay; doubles with jitter up to reconnect_max_s.")
     reconnect_max_s: float = Field(120.0, gt=0, description="Longest reconnect delay.")
     download_retries: int = Field(5, ge=0, le=100, description="Attempts per download before the notice waits for the next sync.")

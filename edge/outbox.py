@@ -36,6 +36,12 @@ def append_many_json(db: Database, events: list[tuple[str, str, int, str]]) -> N
                             [(event_id, type_, schema, payload, now) for type_, payload, schema, event_id in events])
 
 
+def count(db: Database) -> int:
+    """Unsent events. Counted on the event-id index: a small fraction of the pages
+    :func:`depth` reads (it scans every row for the oldest creation time)."""
+    return int(db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0])
+
+
 def depth(db: Database) -> tuple[int, float | None]:
     """Unsent events and the creation time of the oldest one."""
     row = db.execute("SELECT COUNT(*), MIN(created_at) FROM outbox").fetchone()
@@ -69,6 +75,25 @@ def read_after(
     return db.execute(sql, (after_seq, upto_seq, limit)).fetchall()
 
 
+def read_joined(db: Database, after_seq: int, limit: int, line_sql: str, upto_seq: int | None = None) -> tuple[int, int, int, bytes] | None:
+    """The rows :func:`read_after` would return, each formatted by ``line_sql`` and joined, in one statement step.
+
+    ``line_sql`` is an SQL expression over the outbox's columns (the caller owns the
+    format). Returns (count, first seq, last seq, the joined lines as UTF-8), or None
+    when nothing is waiting. One step for the lot, where reading rows took one per row:
+    the sqlite3 module releases and re-takes the interpreter lock around every step,
+    and with other threads waiting for it (a process syncing many hubs) each could
+    hand it over.
+    """
+    where = "seq > ?1" if upto_seq is None else "seq > ?1 AND seq <= ?3"
+    sql = (f"SELECT count(*), min(seq), max(seq), CAST(group_concat(line, '') AS BLOB) FROM "
+           f"(SELECT seq, {line_sql} AS line FROM outbox WHERE {where} ORDER BY seq LIMIT ?2)")
+    count, first, last, joined = db.execute(sql, (after_seq, limit) if upto_seq is None else (after_seq, limit, upto_seq)).fetchone()
+    if not count:
+        return None
+    return int(count), int(first), int(last), bytes(joined)
+
+
 def floor(db: Database) -> int:
     """The highest sequence number below which every event has left the outbox."""
     row = db.execute("SELECT MIN(seq) FROM outbox").fetchone()
@@ -88,15 +113,27 @@ def acknowledge(db: Database, first_seq: int, last_seq: int, synced_at: float | 
 
     Runs its own transaction; returns the number of rows removed (0 for a repeated ack).
     """
+    return acknowledge_ranges(db, [(first_seq, last_seq)], synced_at)
+
+
+def acknowledge_ranges(db: Database, ranges: list[tuple[int, int]], synced_at: float | None = None) -> int:
+    """:func:`acknowledge` of several acknowledged ranges in one transaction.
+
+    Each commit that deletes rows rewrites most pages of the ``event_id`` index (the
+    ids are random, so any batch's rows are spread over all of it): one commit for
+    several batches writes those pages once.
+    """
     from edge.storage.db import transaction
 
+    removed = 0
     with transaction(db):
-        cur = db.conn.execute("DELETE FROM outbox WHERE seq >= ? AND seq <= ?", (first_seq, last_seq))
+        for first_seq, last_seq in ranges:
+            removed += db.conn.execute("DELETE FROM outbox WHERE seq >= ? AND seq <= ?", (first_seq, last_seq)).rowcount
         db.conn.execute(
             "INSERT INTO hub_meta (key, value) VALUES ('last_sync_at', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
             (repr(synced_at if synced_at is not None else time.time()),),
         )
-    return cur.rowcount
+    return removed
 
 
 # Event types that may be thinned when the disk runs short; everything else

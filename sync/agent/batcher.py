@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from edge import outbox
 from edge.storage.db import Database
-from sync.wire.batch import encode, event_line
+from sync.wire.batch import EVENT_LINE_SQL, encode, event_line
 
 
 @dataclass(frozen=True)
@@ -33,13 +33,28 @@ class Batcher:
         self.limits = limits
 
     def _encode(self, first: int, rows: list[tuple], lines: list[bytes], created_at: float, last: int | None = None) -> Built:
-        raw = b"".join(lines)
         last = rows[-1][0] if last is None else last
-        message = encode(self.district, self.school, self.hub, first, last, len(rows), raw, created_at)
-        return Built(first, last, len(rows), len(raw), message)
+        return self._encode_raw(first, last, len(rows), b"".join(lines), created_at)
+
+    def _encode_raw(self, first: int, last: int, count: int, raw: bytes, created_at: float) -> Built:
+        message = encode(self.district, self.school, self.hub, first, last, count, raw, created_at)
+        return Built(first, last, count, len(raw), message)
 
     def next_after(self, db: Database, cursor: int, created_at: float, upto: int | None = None) -> Built | None:
         """The next batch covering ``cursor+1 ..`` (None when nothing is waiting)."""
+        # Usually SQLite formats and joins the whole batch in one step (EVENT_LINE_SQL);
+        # only when that is over a limit are the rows read one by one and cut to fit.
+        joined = outbox.read_joined(db, cursor, self.limits.max_events, EVENT_LINE_SQL, upto)
+        if joined is None:
+            return None
+        count, _, last, raw = joined
+        if len(raw) <= self.limits.max_raw_bytes:
+            built = self._encode_raw(cursor + 1, last, count, raw, created_at)
+            if len(built.message) <= self.limits.max_wire_bytes:
+                return built
+        return self._next_after_rows(db, cursor, created_at, upto)
+
+    def _next_after_rows(self, db: Database, cursor: int, created_at: float, upto: int | None) -> Built | None:
         rows = outbox.read_after(db, cursor, self.limits.max_events, upto, payload_bytes=True)
         if not rows:
             return None
@@ -59,7 +74,8 @@ class Batcher:
 
     def rebuild(self, db: Database, first: int, last: int, created_at: float) -> Built | None:
         """The batch ``first..last`` again, with whatever rows of it are still unsent."""
-        rows = outbox.read_after(db, first - 1, last - first + 1, last, payload_bytes=True)
-        if not rows:
+        joined = outbox.read_joined(db, first - 1, last - first + 1, EVENT_LINE_SQL, last)
+        if joined is None:
             return None
-        return self._encode(first, rows, [event_line(*r) for r in rows], created_at, last=last)
+        count, _, _, raw = joined
+        return self._encode_raw(first, last, count, raw, created_at)

@@ -74,6 +74,13 @@ def _key_file(config: HubConfig) -> Path | None:
     return config.sync.key_file
 
 
+# Page cache of the agent's own connection (SQLite's default is 2 MiB). With batches
+# in flight, a batch's rows were read (to build it) and read again (to delete them on
+# its ack) with several other batches read in between: in 2 MiB, beside the outbox's
+# event-id index that every delete walks, they were gone again by then.
+AGENT_CACHE_KIB = 8192
+
+
 def open_db(config: HubConfig) -> Database:
     if not config.db_path.exists():
         raise FileNotFoundError(f"no hub database at {config.db_path}: start classroom-hub (or run 'classroom-hub init') first")
@@ -85,6 +92,7 @@ def build_agent(config: HubConfig, client_suffix: str = "") -> Agent:
     if not s.broker_host:
         raise NotConfigured("sync.broker_host is empty: this hub is not enrolled with a district")
     db = open_db(config)
+    db.conn.execute(f"PRAGMA cache_size = -{AGENT_CACHE_KIB}")
     row = db.execute("SELECT value FROM hub_meta WHERE key = 'hub_id'").fetchone()
     if not row:
         raise FileNotFoundError("the hub database has no identity yet: start classroom-hub once first")
@@ -105,5 +113,6 @@ def build_agent(config: HubConfig, client_suffix: str = "") -> Agent:
     )
     batcher = Batcher(s.district, s.school_id, hub_id, Limits(s.batch_max_events, s.batch_max_raw_bytes, s.batch_max_wire_bytes))
     downloader = Downloader(open_db(config), None, config.hub.data_dir / "inbox", district_public_key(config), s.download_retries)
-    uplink = Uplink(db, topics, batcher, link, s.inflight_batches, s.ack_timeout_s, on_notice=downloader.submit)
+    uplink = Uplink(db, topics, batcher, link, s.inflight_batches, s.ack_timeout_s, on_notice=downloader.submit,
+                    delete_every=s.delete_every_batches, delete_within_s=s.delete_within_s)
     return Agent(config, hub_id, db, uplink, downloader)

@@ -124,6 +124,18 @@ def event_line(seq: int, event_id: str, type_: str, schema: int, payload_json: s
     )
 
 
+# ``event_line`` as an SQL expression over the hub outbox's columns (seq, event_id, type,
+# schema, created_at, payload), so the agent can have SQLite format and join a whole batch
+# in one step. Same keys in the same order; strings through json_quote; ``at`` with 17
+# significant digits (exactly the same float once parsed; orjson writes the shortest
+# form, so the text may be a digit longer); the payload inserted as stored, like the
+# Fragment above. tests/sync/test_wire_batch.py holds the two to the same lines.
+EVENT_LINE_SQL = (
+    """'{"seq":' || seq || ',"id":' || json_quote(event_id) || ',"type":' || json_quote(type) || ',"schema":' || schema"""
+    """ || ',"at":' || printf('%!.17g', created_at) || ',"payload":' || payload || '}' || char(10)"""
+)
+
+
 def compress(raw: bytes) -> bytes:
     # A content checksum in the frame as well: a second, codec-level integrity check.
     return zstandard.ZstdCompressor(level=_LEVEL, write_checksum=True).compress(raw)

@@ -163,6 +163,118 @@ def _cpu(pid: int) -> float:
     return t.user + t.system
 
 
+class CpuSampler:
+    """Where the machine's cores went during the run, sampled once a second from /proc.
+
+    Per named process group: CPU seconds, and seconds its threads were runnable but
+    waiting for a core (``schedstat`` run delay: wanted CPU, did not get it). Whatever
+    else ran on the machine (other users of this shared VM, kernel threads) is
+    "others", named by its heaviest processes; what was left is idle.
+    """
+
+    def __init__(self, groups: dict[str, list[int]], interval: float = 1.0) -> None:
+        self.groups = groups
+        self.interval = interval
+        self.rows: list[tuple[float, dict[str, float], dict[str, float], float, float]] = []  # t, cpu, run delay, machine busy, idle
+        self.others: dict[str, float] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._ticks = os.sysconf("SC_CLK_TCK")
+        self._mine = {pid for pids in groups.values() for pid in pids} | {os.getpid()}
+
+    @staticmethod
+    def _machine() -> tuple[float, float]:
+        with open("/proc/stat") as f:
+            fields = [int(x) for x in f.readline().split()[1:]]
+        user, nice, system, idle, iowait, irq, softirq, steal = fields[:8]
+        return user + nice + system + irq + softirq + steal, idle + iowait
+
+    def _stat(self, pid: int | str) -> tuple[str, float]:
+        with open(f"/proc/{pid}/stat") as f:
+            head, _, tail = f.read().rpartition(")")
+        parts = tail.split()
+        return head.partition("(")[2], (int(parts[11]) + int(parts[12])) / self._ticks
+
+    @staticmethod
+    def _delays(pid: int, into: dict[int, float]) -> None:
+        """Run delay so far of each thread of ``pid``, by thread id (threads come and go: compare per thread)."""
+        for tid in os.listdir(f"/proc/{pid}/task"):
+            try:
+                with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
+                    into[int(tid)] = int(f.read().split()[1]) / 1e9
+            except (OSError, IndexError):
+                pass
+
+    def _snapshot(self) -> tuple[dict[str, float], dict[str, dict[int, float]], dict[int, tuple[str, float]], tuple[float, float]]:
+        cpu: dict[str, float] = {}
+        delay: dict[str, dict[int, float]] = {}
+        for name, pids in self.groups.items():
+            cpu[name], delay[name] = 0.0, {}
+            for pid in pids:
+                try:
+                    cpu[name] += self._stat(pid)[1]
+                    self._delays(pid, delay[name])
+                except OSError:
+                    pass
+        rest = {}
+        for entry in os.listdir("/proc"):
+            if entry.isdigit() and int(entry) not in self._mine:
+                try:
+                    rest[int(entry)] = self._stat(entry)
+                except OSError:
+                    pass
+        return cpu, delay, rest, self._machine()
+
+    def start(self) -> CpuSampler:
+        self._t0 = time.monotonic()
+        self._last = self._snapshot()
+        self._thread.start()
+        return self
+
+    def _sample(self) -> None:
+        now = self._snapshot()
+        (c0, d0, r0, m0), (c1, d1, r1, m1) = self._last, now
+        self._last = now
+        for pid, (comm, used) in r1.items():
+            if pid in r0:
+                self.others[comm] = self.others.get(comm, 0.0) + used - r0[pid][1]
+        waited = {k: sum(d - d0[k].get(tid, 0.0) for tid, d in d1[k].items()) for k in d1}
+        self.rows.append((time.monotonic() - self._t0, {k: c1[k] - c0[k] for k in c1}, waited,
+                          (m1[0] - m0[0]) / self._ticks, (m1[1] - m0[1]) / self._ticks))
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            self._sample()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
+        self._sample()
+
+    def report(self, elapsed: float, buckets: int = 10) -> str:
+        """The run cut into ``buckets`` slices: cores used per group (and runnable-but-waiting), others, idle."""
+        rows = [r for r in self.rows if r[0] <= elapsed + self.interval]
+        if not rows:
+            return "  (no CPU samples)"
+        cores = os.cpu_count() or 1
+        names = list(self.groups)
+        lines = [f"  cores in use per slice of the run ({cores} cores; [waiting]: runnable, no core free; others: the rest of the machine):",
+                 "    " + f"{'seconds':>11} " + " ".join(f"{n:>16}" for n in names) + f" {'others':>7} {'idle':>5}"]
+        size = max(1, len(rows) // buckets + (len(rows) % buckets > 0))
+        for i in range(0, len(rows), size):
+            chunk = rows[i:i + size]
+            start = rows[i - 1][0] if i else 0.0
+            span = chunk[-1][0] - start
+            use = {n: sum(r[1][n] for r in chunk) / span for n in names}
+            wait = {n: sum(r[2][n] for r in chunk) / span for n in names}
+            busy, idle = sum(r[3] for r in chunk) / span, sum(r[4] for r in chunk) / span
+            lines.append("    " + f"{start:5.0f}-{chunk[-1][0]:5.0f} " + " ".join(f"{use[n]:8.2f} [{wait[n]:5.2f}]" for n in names)
+                         + f" {max(0.0, busy - sum(use.values())):7.2f} {idle:5.2f}")
+        top = sorted(self.others.items(), key=lambda kv: -kv[1])[:3]
+        lines.append("    others, heaviest: " + ", ".join(f"{comm} {used:.1f} s" for comm, used in top))
+        return "\n".join(lines)
+
+
 def _fleet_worker(configs: list, go, results) -> None:
     from sync.agent.service import build_agent
 
@@ -184,7 +296,7 @@ def _fleet_worker(configs: list, go, results) -> None:
         a.uplink.stop()
 
 
-def fleet(root: Path, pki: Pki, hubs: int, scale: float) -> dict:
+def fleet(root: Path, pki: Pki, hubs: int, scale: float, slices: int = 10, per_process: int = 40, inflight: int = 4) -> dict:
     broker = Broker(root / "broker-fleet", pki).start()
     url = f"sqlite:///{root / 'fleet.sqlite3'}"
     store = open_store(url)
@@ -200,7 +312,7 @@ def fleet(root: Path, pki: Pki, hubs: int, scale: float) -> dict:
     for i in range(hubs):
         # 311 hubs x 4 batches in flight queue for minutes at the district: a 30 s ack
         # time-out would re-send batches that are merely waiting their turn.
-        h = make_hub(root / "fleet", broker, pki, sync={"inflight_batches": 4, "ack_timeout_s": 300.0})
+        h = make_hub(root / "fleet", broker, pki, sync={"inflight_batches": inflight, "ack_timeout_s": 300.0})
         h.db.conn.close()
         shutil.copy(template.config.db_path, h.config.db_path)
         for suffix in ("-wal", "-shm"):
@@ -224,7 +336,7 @@ def fleet(root: Path, pki: Pki, hubs: int, scale: float) -> dict:
     ctx = multiprocessing.get_context("fork")
     go = ctx.Event()
     results = ctx.Queue()
-    groups = [made[i:i + 40] for i in range(0, len(made), 40)]
+    groups = [made[i:i + per_process] for i in range(0, len(made), per_process)]
     workers = [ctx.Process(target=_fleet_worker, args=([h.config for h in g], go, results), daemon=True) for g in groups]
     for w in workers:
         w.start()
@@ -233,10 +345,14 @@ def fleet(root: Path, pki: Pki, hubs: int, scale: float) -> dict:
             assert results.get(timeout=300) == "ready"
         cpu0 = {"broker": _cpu(broker.proc.pid), **{f"ingest {i + 1}": _cpu(ing.proc.pid) for i, ing in enumerate(ingests)}}
         load0 = os.getloadavg()
+        sampler = CpuSampler({"agents": [w.pid for w in workers], **{f"ingest {i + 1}": [ing.proc.pid] for i, ing in enumerate(ingests)},
+                              "broker": [broker.proc.pid]})
         t0 = time.monotonic()
+        sampler.start()
         go.set()
         finished = [results.get(timeout=3600) for _ in workers]
         elapsed = max(f[0] for f in finished) - t0  # CLOCK_MONOTONIC is one clock for every process
+        sampler.stop()
         cpu = {k: _cpu(p) - cpu0[k] for k, p in [("broker", broker.proc.pid), *[(f"ingest {i + 1}", ing.proc.pid) for i, ing in enumerate(ingests)]]}
         cpu["hub agents"] = sum(f[1] for f in finished)
         resent, sent = sum(f[2] for f in finished), sum(f[3] for f in finished)
@@ -254,7 +370,8 @@ def fleet(root: Path, pki: Pki, hubs: int, scale: float) -> dict:
     total = n_per_hub * hubs
     exact = counts["events"] == total and counts["duplicate_events"] == 0 and counts["batches"] > 0
     return {"hubs": hubs, "events": total, "per_hub": n_per_hub, "seconds": elapsed, "exactly_once": exact, "setup_s": setup_s,
-            "district_events": counts["events"], "cpu": cpu, "load": (load0[0], load1[0]), "sent": sent, "resent": resent, "db_bytes": db_bytes}
+            "district_events": counts["events"], "cpu": cpu, "load": (load0[0], load1[0]), "sent": sent, "resent": resent, "db_bytes": db_bytes,
+            "timeline": sampler.report(elapsed, slices)}
 
 
 def _fleet_line(fl: dict) -> str:
@@ -262,8 +379,10 @@ def _fleet_line(fl: dict) -> str:
     return (f"fleet: {fl['hubs']} hubs x {fl['per_hub']} events = {fl['events']} in {fl['seconds']:.1f} s "
             f"({fl['events'] / fl['seconds']:.0f} events/s), exactly once: {fl['exactly_once']} ({fl['district_events']} in the district), "
             f"setup {fl['setup_s']:.0f} s, {fl['sent']} batches sent ({fl['resent']} re-sent), district SQLite + WAL {fl['db_bytes'] / 1e9:.1f} GB\n"
-            f"  CPU seconds during the sync: {cpu} (sum {sum(fl['cpu'].values()):.1f} on {os.cpu_count()} cores); "
-            f"load average 1 min {fl['load'][0]:.1f} before, {fl['load'][1]:.1f} after")
+            f"  CPU seconds during the sync: {cpu} (sum {sum(fl['cpu'].values()):.1f} on {os.cpu_count()} cores: "
+            f"{sum(fl['cpu'].values()) / fl['seconds']:.2f} cores busy on average, "
+            f"{1e6 * sum(fl['cpu'].values()) / fl['events']:.1f} us per event); "
+            f"load average 1 min {fl['load'][0]:.1f} before, {fl['load'][1]:.1f} after\n{fl['timeline']}")
 
 
 def store_path(root: Path, hubs: int) -> dict:
@@ -313,6 +432,9 @@ def main() -> None:
     ap.add_argument("--fleet-scale", type=float, default=0.1)
     ap.add_argument("--skip-fleet", action="store_true")
     ap.add_argument("--only-fleet", action="store_true", help="Skip the school day and the baseline.")
+    ap.add_argument("--hubs-per-process", type=int, default=40, help="Fleet: simulated hubs per agent process.")
+    ap.add_argument("--fleet-inflight", type=int, default=4, help="Fleet: batches each hub keeps in flight.")
+    ap.add_argument("--slices", type=int, default=10, help="Fleet: the per-second CPU samples summed into this many slices.")
     ap.add_argument("--only-store", type=int, metavar="HUBS", help="Only the district write path, HUBS x a full day.")
     args = ap.parse_args()
     # run_all.py stops a benchmark with SIGINT/SIGTERM: unwind so brokers and ingests are stopped.
@@ -329,7 +451,7 @@ def main() -> None:
             return
         pki = Pki(root / "pki")
         if args.only_fleet:
-            fl = fleet(root / "fleet-run", pki, args.fleet_hubs, args.fleet_scale)
+            fl = fleet(root / "fleet-run", pki, args.fleet_hubs, args.fleet_scale, args.slices, args.hubs_per_process, args.fleet_inflight)
             print(_fleet_line(fl))
             return
         day = school_day(root / "day", pki)
@@ -339,7 +461,7 @@ def main() -> None:
         print(f"naive baseline: {base['events']} messages, {base['wire'] / 1e6:.2f} MB on the wire, {base['seconds']:.2f} s")
         fl = None
         if not args.skip_fleet:
-            fl = fleet(root / "fleet-run", pki, args.fleet_hubs, args.fleet_scale)
+            fl = fleet(root / "fleet-run", pki, args.fleet_hubs, args.fleet_scale, args.slices, args.hubs_per_process, args.fleet_inflight)
             print(_fleet_line(fl))
         print("=== SUMMARY ===")
         print(f"school day to all acked       {day['seconds']:8.2f} s     (target <= 5 s)")

@@ -72,6 +72,36 @@ def test_batches_in_any_order_and_repeated_leave_each_event_once(store):
     assert store.event_seqs("h1") == list(range(1, 1001))
 
 
+def test_batches_longer_than_one_insert_statement_store_every_row_as_sent(store):
+    # Rows go in as INSERTs of ROWS_PER_INSERT rows each plus the rest one by one: batches of
+    # 2.5 such statements, then the same events cut differently (a re-sent range after a
+    # reconnect), overlap and all, leave each event once with its values as sent.
+    from sync.district.store import ROWS_PER_INSERT
+
+    store.register_hub("h1", "d", "s")
+    n = ROWS_PER_INSERT * 5
+    first_cut = _batches("h1", n, n // 2)
+    assert [store.ingest(b.header, b.events, 1.0) for b in first_cut] == [False, False]
+    sent = [e for b in first_cut for e in b.events]
+    for b in _recut("h1", sent, ROWS_PER_INSERT + 30):
+        assert store.ingest(b.header, b.events, 2.0) is False  # new ranges, their rows already there
+    c = store.counts()
+    assert (c["events"], c["statements"], c["duplicate_events"]) == (n, n // 3, 0)
+    cur = store._conn().cursor()
+    cur.execute("SELECT seq, event_id, type, schema, created_at, payload FROM events ORDER BY seq")
+    assert [tuple(r) for r in cur.fetchall()] == [(e.seq, e.id, e.type, e.schema, e.at, e.payload_json) for e in sent]
+    store._end_read()
+
+
+def _recut(hub: str, events, size: int):
+    out = []
+    for i in range(0, len(events), size):
+        chunk = events[i:i + size]
+        raw = b"".join(event_line(e.seq, e.id, e.type, e.schema, e.payload_json, e.at) for e in chunk)
+        out.append(decode(encode("d", "s", hub, chunk[0].seq, chunk[-1].seq, len(chunk), raw, 0.0), 1 << 22, 10_000))
+    return out
+
+
 def test_the_high_water_mark_is_the_contiguous_prefix(store):
     batches = _batches("h1", 100, 10)
     for b in batches[:3] + batches[4:6]:  # 1..30 and 41..60; 31..40 missing

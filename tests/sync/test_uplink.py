@@ -105,3 +105,101 @@ def test_two_ingest_instances_share_the_load_into_postgresql(tmp_path, broker, p
         store.close()
         with psycopg.connect(PG_DSN, autocommit=True) as conn:
             conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+
+
+class _ScriptedDistrict:
+    """Answers hello with high-water mark 0 and acks only the batches the test names."""
+
+    def __init__(self, broker, pki, hub) -> None:
+        import threading
+
+        from sync.wire.batch import decode_header
+
+        self.topics = HubTopics(DISTRICT, hub.school, hub.hub_id)
+        self.batches: list[tuple[int, int]] = []
+        self._lock = threading.Lock()
+        self._decode_header = decode_header
+        self.client = DistrictClient(broker, pki)
+        self.client.run(self._on_message, [(f"edu/{DISTRICT}/+/+/up/#", 1)])
+
+    def _on_message(self, client, msg) -> None:
+        if msg.topic.endswith("/up/hello"):
+            client.publish(self.topics.ack, Ack(kind="state", hwm=0).to_bytes(), qos=1)
+        elif msg.topic.endswith("/up/batch"):
+            header, _ = self._decode_header(msg.payload)
+            with self._lock:
+                self.batches.append((header.first, header.last))
+
+    def ack(self, first: int, last: int) -> None:
+        assert self.client.link is not None
+        self.client.link.publish(self.topics.ack, Ack(kind="batch", status="ok", first=first, last=last).to_bytes(), qos=1)
+
+    def stop(self) -> None:
+        self.client.stop()
+
+
+def test_acked_rows_leave_the_outbox_several_batches_at_a_time_and_when_the_window_empties(tmp_path, broker, pki, district):
+    # Each commit that deletes acked rows rewrites the outbox's event-id index, so acked
+    # ranges leave together: after delete_every_batches acks, or once nothing is in flight.
+    url, store = district
+    hub = make_hub(tmp_path, broker, pki, register=store, sync={
+        "batch_max_events": 100, "inflight_batches": 5, "delete_every_batches": 3, "delete_within_s": 600.0, "ack_timeout_s": 600.0})
+    n = write_day(hub.db, hub.hub_id, scale=0.01)
+    seqs = [r[0] for r in hub.db.execute("SELECT seq FROM outbox ORDER BY seq")]
+    dist = _ScriptedDistrict(broker, pki, hub)
+    agent = hub.agent()
+    agent.uplink.enable("test")
+    agent.uplink.start()
+    try:
+        wait_for(lambda: len(dist.batches) == 5, 20, "a full window of batches")
+        first_five = list(dist.batches)
+        for b in first_five[:2]:
+            dist.ack(*b)
+        wait_for(lambda: agent.uplink.progress.acked_batches == 2, 10, "two acks")
+        assert hub.depth() == n  # acked, waiting for the third
+        dist.ack(*first_five[2])
+        wait_for(lambda: hub.depth() == n - 300, 10, "the three acked batches to leave together")
+        # Acked out of order: the rows of exactly the acked ranges leave, nothing else.
+        dist.ack(*first_five[4])
+        wait_for(lambda: agent.uplink.progress.acked_batches == 4, 10, "a fourth ack")
+        assert hub.depth() == n - 300
+        # Ack everything sent from now on; once nothing is in flight the last acked ranges leave at once.
+        done: set[tuple[int, int]] = set(first_five[:3]) | {first_five[4]}
+        dist.ack(*first_five[3])
+        done.add(first_five[3])
+        deadline = time.monotonic() + 30
+        while hub.depth() and time.monotonic() < deadline:
+            for b in list(dist.batches):
+                if b not in done:
+                    dist.ack(*b)
+                    done.add(b)
+            time.sleep(0.05)
+        assert hub.depth() == 0
+        assert agent.uplink.drained()
+        assert agent.uplink.progress.acked_events == n == len(seqs)
+    finally:
+        agent.uplink.stop()
+        dist.stop()
+
+
+def test_an_acked_batch_waits_at_most_delete_within_s_to_leave(tmp_path, broker, pki, district):
+    url, store = district
+    hub = make_hub(tmp_path, broker, pki, register=store, sync={
+        "batch_max_events": 100, "inflight_batches": 3, "delete_every_batches": 64, "delete_within_s": 1.0, "ack_timeout_s": 600.0})
+    n = write_day(hub.db, hub.hub_id, scale=0.01)
+    dist = _ScriptedDistrict(broker, pki, hub)
+    agent = hub.agent()
+    agent.uplink.enable("test")
+    agent.uplink.start()
+    try:
+        wait_for(lambda: len(dist.batches) == 3, 20, "a full window of batches")
+        dist.ack(*dist.batches[0])
+        wait_for(lambda: agent.uplink.progress.acked_batches == 1, 10, "the ack")
+        acked_at = time.monotonic()
+        assert hub.depth() == n
+        wait_for(lambda: hub.depth() == n - 100, 10, "the acked rows to leave")  # the uplink's own tick, every 0.5 s
+        assert 0.9 < time.monotonic() - acked_at < 5
+        assert len(dist.batches) == 4  # its slot was free at once: the next batch went out with the ack
+    finally:
+        agent.uplink.stop()
+        dist.stop()
