@@ -62,8 +62,20 @@ def _guarded(db: Database, what: str, call: Callable[[], Any]) -> None:
 
 def record_answer_for_learning(db: Database, student_id: int, item_uid: str, knowledge_points: list[str], correct: bool, at: float,
                                answer_id: str) -> None:
-    """Tell personalised learning a graded answer (same transaction as the grade, applied at once)."""
+    """Tell personalised learning a graded answer (same transaction as the grade, applied at once).
+
+    What the answer writer has queued is applied first, so learning hears this answer after
+    every answer acknowledged before it.
+    """
+    if knowledge_points:
+        _guarded(db, "apply_pending", lambda: _drain(db))
     _record(db, [GradedAnswer(student_id, item_uid, knowledge_points, correct, at, answer_id)], "record_answers")
+
+
+def _drain(db: Database) -> None:
+    fn = _fn("apply_pending", "edge.learning.pending")
+    while fn is not None and fn(db, 256) == 256:
+        pass
 
 
 @dataclass(frozen=True)

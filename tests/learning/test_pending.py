@@ -180,3 +180,25 @@ def test_the_backlog_shows_in_metrics_and_status(lhub: HubEnv, ldb: Database) ->
     assert out.exit_code == 0, out.output
     info = json.loads(out.output)
     assert info["learning_pending"] == 3 and 0 <= info["learning_pending_age_s"] < 60
+
+
+def test_a_teachers_mark_comes_after_the_answers_still_queued(hub: HubEnv) -> None:
+    room = make_room(hub, n_students=1)
+    short = room.item(type="short", stem="讲一讲加法", key={"reference": "合起来"}, points=2, knowledge_points=["十以内加法"])
+    earlier = room.item(type="single", stem="1+1=?", options=["2", "3"], key={"choices": [0]}, knowledge_points=["十以内加法"])
+    earlier_uid = hub.sql("SELECT uid FROM quiz_items WHERE id = ?", (earlier,))[0][0]
+    sid = room.start([short])
+    pupil = room.pupils[0]
+    assert room.answer(pupil, sid, short, {"text": "合在一起"}).status_code == 201
+    hub.learning_applied()
+    db = connect(hub.config.db_path)
+    try:  # an answer acknowledged earlier whose mastery update the writer has not applied yet
+        _queue(db, [Answer(pupil.student_id, earlier_uid, ["十以内加法"], False, 1_000.0, "queued-before-the-mark")])
+    finally:
+        db.conn.close()
+    answer_id = hub.sql("SELECT id FROM quiz_answers WHERE session_id = ?", (sid,))[0][0]
+    assert room.t("post", f"/api/v1/quiz/answers/{answer_id}/mark", json={"score": 2}).status_code == 200
+    hub.learning_applied()
+    order = [r[0] for r in hub.sql("SELECT answer_id FROM learning_answers WHERE student_id = ? ORDER BY id", (pupil.student_id,))]
+    assert order[0] == "queued-before-the-mark" and len(order) == 2 and order[1].startswith(
+        hub.sql("SELECT client_id FROM quiz_answers WHERE id = ?", (answer_id,))[0][0])
