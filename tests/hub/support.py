@@ -147,7 +147,13 @@ class HubEnv:
         assert self.count("learning_pending") == 0, "mastery updates still queued"
 
     def snapshot(self, exclude: tuple[str, ...] = ("auth_failures",)) -> dict[str, tuple[int, str]]:
-        """Row count and content digest of every table (to prove a request changed nothing)."""
+        """Row count and content digest of every table (to prove a request changed nothing).
+
+        Taken once the answer writer has applied its queued mastery updates: they follow an
+        acknowledged answer asynchronously and would otherwise land between two snapshots.
+        """
+        if self.sql("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'learning_pending'"):
+            self.learning_applied()
         out = {}
         conn = sqlite3.connect(self.config.db_path)
         try:
