@@ -22,6 +22,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
+from contextlib import nullcontext
 from pathlib import Path
 
 import orjson
@@ -110,15 +111,12 @@ def catch_up(db: Database, lock: Path | None = None) -> int:
     For readers of mastery (a cheap check when nothing is queued). ``lock`` is the hub's
     write lock (``edge.storage.write_lock``), taken per transaction so answers interleave.
     """
+    if not has_pending(db):  # the usual case: no write transaction at all
+        return 0
     total = 0
-    while has_pending(db):
-        if lock is None:
-            with transaction(db):
-                n = apply_pending(db)
-        else:
-            with held(lock), transaction(db):
-                n = apply_pending(db)
+    while True:
+        with held(lock) if lock is not None else nullcontext(), transaction(db):
+            n = apply_pending(db)
         total += n
-        if n == 0:
-            break
-    return total
+        if n < CHUNK:  # a short chunk emptied the queue
+            return total

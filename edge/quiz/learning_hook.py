@@ -116,12 +116,6 @@ def apply_pending_learning(db: Database, limit: int) -> int:
     return 0 if fn is None else int(fn(db, limit))
 
 
-def learning_pending(db: Database) -> bool:
-    """Whether answers are queued for learning (left by a crash, or by the other worker)."""
-    fn = _fn("has_pending", "edge.learning.pending")
-    return fn is not None and bool(fn(db))
-
-
 def register_items_for_learning(db: Database, items: list[dict[str, Any]]) -> None:
     """Tell personalised learning about bank items ({uid, knowledge_points, difficulty 1-5, type}); untagged items are skipped."""
     fn = _fn("register_items")

@@ -50,7 +50,7 @@ from typing import Any
 from prometheus_client import Counter
 
 from edge.quiz.answer_store import AnswerBatch
-from edge.quiz.learning_hook import GradedAnswer, apply_pending_learning, learning_pending, record_answers_for_learning
+from edge.quiz.learning_hook import GradedAnswer, apply_pending_learning, record_answers_for_learning
 from edge.quiz.sessions import AnswerIn, HubFacts, Lookups, Prepared, QuizError, apply_answer, prepare_answer
 from edge.storage import write_lock
 from edge.storage.db import Database, connect
@@ -247,7 +247,7 @@ class GroupWriter:
         try:
             conn.execute("BEGIN IMMEDIATE")
             try:
-                n = apply_pending_learning(db, LEARNING_CHUNK) if learning_pending(db) else 0
+                n = apply_pending_learning(db, LEARNING_CHUNK)
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise
