@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
 
 from sync.wire.messages import Ack
 from sync.wire.topics import HubTopics
@@ -141,16 +144,8 @@ class _ScriptedDistrict:
 def test_acked_rows_leave_the_outbox_several_batches_at_a_time_and_when_the_window_empties(tmp_path, broker, pki, district):
     # Each commit that deletes acked rows rewrites the outbox's event-id index, so acked
     # ranges leave together: after delete_every_batches acks, or once nothing is in flight.
-    url, store = district
-    hub = make_hub(tmp_path, broker, pki, register=store, sync={
-        "batch_max_events": 100, "inflight_batches": 5, "delete_every_batches": 3, "delete_within_s": 600.0, "ack_timeout_s": 600.0})
-    n = write_day(hub.db, hub.hub_id, scale=0.01)
-    seqs = [r[0] for r in hub.db.execute("SELECT seq FROM outbox ORDER BY seq")]
-    dist = _ScriptedDistrict(broker, pki, hub)
-    agent = hub.agent()
-    agent.uplink.enable("test")
-    agent.uplink.start()
-    try:
+    with _scripted_uplink(tmp_path, broker, pki, district, inflight_batches=5, delete_every_batches=3, delete_within_s=600.0) as (hub, n, dist, agent):
+        seqs = [r[0] for r in hub.db.execute("SELECT seq FROM outbox ORDER BY seq")]
         wait_for(lambda: len(dist.batches) == 5, 20, "a full window of batches")
         first_five = list(dist.batches)
         for b in first_five[:2]:
@@ -177,21 +172,10 @@ def test_acked_rows_leave_the_outbox_several_batches_at_a_time_and_when_the_wind
         assert hub.depth() == 0
         assert agent.uplink.drained()
         assert agent.uplink.progress.acked_events == n == len(seqs)
-    finally:
-        agent.uplink.stop()
-        dist.stop()
 
 
 def test_an_acked_batch_waits_at_most_delete_within_s_to_leave(tmp_path, broker, pki, district):
-    url, store = district
-    hub = make_hub(tmp_path, broker, pki, register=store, sync={
-        "batch_max_events": 100, "inflight_batches": 3, "delete_every_batches": 64, "delete_within_s": 1.0, "ack_timeout_s": 600.0})
-    n = write_day(hub.db, hub.hub_id, scale=0.01)
-    dist = _ScriptedDistrict(broker, pki, hub)
-    agent = hub.agent()
-    agent.uplink.enable("test")
-    agent.uplink.start()
-    try:
+    with _scripted_uplink(tmp_path, broker, pki, district, inflight_batches=3, delete_every_batches=64, delete_within_s=1.0) as (hub, n, dist, agent):
         wait_for(lambda: len(dist.batches) == 3, 20, "a full window of batches")
         dist.ack(*dist.batches[0])
         wait_for(lambda: agent.uplink.progress.acked_batches == 1, 10, "the ack")
@@ -200,6 +184,21 @@ def test_an_acked_batch_waits_at_most_delete_within_s_to_leave(tmp_path, broker,
         wait_for(lambda: hub.depth() == n - 100, 10, "the acked rows to leave")  # the uplink's own tick, every 0.5 s
         assert 0.9 < time.monotonic() - acked_at < 5
         assert len(dist.batches) == 4  # its slot was free at once: the next batch went out with the ack
+
+
+@contextmanager
+def _scripted_uplink(tmp_path, broker, pki, district, **sync: float) -> Iterator[tuple[Any, int, Any, Any]]:  # type: ignore[no-untyped-def]
+    """A hub with 1 % of a school day in 100-event batches, its uplink started against a scripted
+    district that acks only when told: yields (hub, events, district, agent)."""
+    _, store = district
+    hub = make_hub(tmp_path, broker, pki, register=store, sync={"batch_max_events": 100, "ack_timeout_s": 600.0, **sync})
+    n = write_day(hub.db, hub.hub_id, scale=0.01)
+    dist = _ScriptedDistrict(broker, pki, hub)
+    agent = hub.agent()
+    agent.uplink.enable("test")
+    agent.uplink.start()
+    try:
+        yield hub, n, dist, agent
     finally:
         agent.uplink.stop()
         dist.stop()
