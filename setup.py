@@ -4,14 +4,16 @@ One distribution installs the fixed top-level packages (edge, sync, models,
 firmware) and the console scripts an operator uses.
 """
 
-from setuptools import find_packages, setup
+from setuptools import find_namespace_packages, setup
 
 setup(
     name="classroom-hub",
     version="0.1.0",
     description="Classroom micro-cloud hub: offline lessons, quizzes, speech, devices, district sync",
     python_requires=">=3.11",
-    packages=find_packages(include=["edge", "edge.*", "sync", "sync.*", "models", "models.*", "firmware", "firmware.*"]),
+    # Namespace discovery: the data-only folders (migrations, web assets, demo data) are packages
+    # too, so setuptools ships them without warning that it would ignore them.
+    packages=find_namespace_packages(include=["edge", "edge.*", "sync", "sync.*", "models", "models.*", "firmware", "firmware.*"]),
     include_package_data=True,
     package_data={
         "edge": [
