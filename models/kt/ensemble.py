@@ -1,7 +1,7 @@
 """Several trained DKT networks as ONE exported step (mean of their logits).
 
     /work/venvs/train/bin/python -m models.kt.ensemble --members run1/checkpoint.pt run2/checkpoint.pt --no-test
-    /work/venvs/train/bin/python -m models.kt.ensemble --members ... --version dkt-3 --out models/kt
+    /work/venvs/train/bin/python -m models.kt.ensemble --members ... --version dkt-4 --out models/kt
 
 The members must share ``--features`` and ``--head`` (hidden sizes may differ). In the
 exported graph the per-skill counts are updated once for all members, the members'
