@@ -1,7 +1,7 @@
 """Several trained DKT networks as ONE exported step (mean of their logits).
 
     /work/venvs/train/bin/python -m models.kt.ensemble --members run1/checkpoint.pt run2/checkpoint.pt --no-test
-    /work/venvs/train/bin/python -m models.kt.ensemble --members ... --version dkt-3 --out models/kt
+    /work/venvs/train/bin/python -m models.kt.ensemble --members ... --version dkt-4 --out models/kt
 
 The members must share ``--features`` and ``--head`` (hidden sizes may differ). In the
 exported graph the per-skill counts are updated once for all members, the members'
@@ -23,9 +23,10 @@ import torch
 from torch import nn
 
 from models.kt.dataset import DEFAULT_DIR, TEST_FILE, TRAIN_FILE, Sequence, auc, read_split
-from models.kt.features import FAST, GLOBAL_RAW, RAW, RICH_FEATURES, RICH_RAW, SLOW
+from models.kt.features import ALIGN, ALIGN_RAW, ALIGNED_FEATURES, FAST, GLOBAL_RAW, RAW, RICH_FEATURES, RICH_RAW, SLOW
 from models.kt.train import (
     DKT,
+    _torch_aligned,
     _torch_features,
     _torch_rich,
     bkt_fallback,
@@ -48,10 +49,11 @@ class EnsembleStep(nn.Module):
         super().__init__()
         m0 = members[0]
         assert all(m.use_features and m.head for m in members), "members need --features and --head"
-        assert len({m.rich for m in members}) == 1, "members need the same --rich"
+        assert len({(m.rich, m.aligned) for m in members}) == 1, "members need the same --rich and --aligned"
         n = len(members)
         self.k = m0.num_skills
         self.rich = m0.rich
+        self.aligned = m0.aligned
         self.raw = RICH_RAW if self.rich else RAW
         self.widths = [m.hidden for m in members]
         self.hidden = sum(self.widths)
@@ -78,15 +80,20 @@ class EnsembleStep(nn.Module):
 
     @property
     def state_widths(self) -> tuple[int, int]:
-        return self.hidden, self.hidden + self.k * self.raw + (GLOBAL_RAW if self.rich else 0)
+        return self.hidden, self.hidden + self.k * self.raw + (GLOBAL_RAW if self.rich else 0) + (self.k * ALIGN + ALIGN_RAW if self.aligned else 0)
 
     def forward(self, skill: torch.Tensor, correct: torch.Tensor, h: torch.Tensor, c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         k = self.k
         token = skill * 2 + correct
         # One Split each for h and c (members' states, then the counts) instead of a slice per member.
         h_parts = h.unsqueeze(0).split(self.widths, dim=2)
-        *c_parts, raw, glob = c.unsqueeze(0).split([*self.widths, k * self.raw, self.state_widths[1] - self.hidden - k * self.raw], dim=2)
+        rest = self.state_widths[1] - self.hidden - k * self.raw
+        if self.aligned:
+            *c_parts, raw, glob, al = c.unsqueeze(0).split([*self.widths, k * self.raw, GLOBAL_RAW, rest - GLOBAL_RAW], dim=2)
+        else:
+            *c_parts, raw, glob = c.unsqueeze(0).split([*self.widths, k * self.raw, rest], dim=2)
         raw = raw.reshape(-1, k, self.raw)
+        n_before = raw[:, :, 0]
         n, cor, last, streak, gap = raw[:, :, 0], raw[:, :, 1], raw[:, :, 2], raw[:, :, 3], raw[:, :, 4]
         # train.DKTStep's update in fewer graph nodes (a step costs about a microsecond per node on the hub):
         # a streak grows away from zero in the answer's direction, or restarts at +-1 if the answer turned it.
@@ -107,6 +114,11 @@ class EnsembleStep(nn.Module):
             kept += [fast, slow]
             f_rich, glob2 = _torch_rich(fast, slow, glob[0], skill, y, sign)
             f_all = torch.cat([f_all, f_rich], dim=-1)
+            if self.aligned:
+                outcomes, prevd = al[0].split([k * ALIGN, ALIGN_RAW], dim=1)
+                f_al, outcomes, prevd = _torch_aligned(outcomes.reshape(-1, k, ALIGN), prevd, n_before, n, hot, sign, glob[0][:, 3:4])
+                f_all = torch.cat([f_all, f_al], dim=-1)
+                glob2 = torch.cat([glob2, outcomes.reshape(-1, k * ALIGN), prevd], dim=1)
         f_cur = (f_all * hot.unsqueeze(2)).sum(1)  # [B, F]
         x = (self.embed(token) + self.feat_in(f_cur)).unsqueeze(0).split(self.widths, dim=2)  # [1, B, H_i] each
         hs, cs = [], []
@@ -129,13 +141,14 @@ def load_member(path: Path, num_skills: int) -> DKT:
     state = torch.load(path)["state"]
     hidden = state["lstm.weight_hh_l0"].shape[1]
     head = state["head_h.weight"].shape[0] if "head_h.weight" in state else 0
-    m = DKT(num_skills, hidden, 0.0, "feat_in.weight" in state, head, rich="feat_in.weight" in state and state["feat_in.weight"].shape[1] == RICH_FEATURES)
+    nf = state["feat_in.weight"].shape[1] if "feat_in.weight" in state else 0
+    m = DKT(num_skills, hidden, 0.0, nf > 0, head, rich=nf in (RICH_FEATURES, ALIGNED_FEATURES), aligned=nf == ALIGNED_FEATURES)
     m.load_state_dict(state)
     return m.eval()
 
 
 def member_logits(m: DKT, seqs: list[Sequence], num_skills: int) -> tuple[np.ndarray, np.ndarray]:
-    _, s, y = run_epoch(m, prepare(seqs, num_skills, m.use_features, m.rich), 64, 1000, None)
+    _, s, y = run_epoch(m, prepare(seqs, num_skills, m.use_features, m.rich, m.aligned), 64, 1000, None)
     s = np.clip(s.astype(np.float64), 1e-7, 1 - 1e-7)
     return np.log(s / (1 - s)), y
 
@@ -145,7 +158,7 @@ def member_record(path: Path, m: DKT) -> dict[str, object]:
     saved = torch.load(path)
     record: dict[str, object] = {"run": path.parent.name, "hidden": m.hidden, "head": m.head, "rich": m.rich}
     if "args" in saved:
-        keys = ("hidden", "features", "rich", "head", "epochs", "batch", "chunk", "lr", "lr_decay", "dropout", "seed", "split_seed", "all_students")
+        keys = ("hidden", "features", "rich", "aligned", "head", "epochs", "batch", "chunk", "lr", "lr_decay", "dropout", "seed", "split_seed", "all_students")
         record["hyperparameters"] = {k: saved["args"][k] for k in keys if k in saved["args"]}
     record["history"] = saved["history"]
     return record
@@ -199,9 +212,10 @@ def finish_ensemble(step: EnsembleStep, members: list[DKT], args: argparse.Names
         args, onnx_path, step.state_widths,
         architecture=f"{len(members)} DKT (LSTM) networks averaged in one step (mean logit; hidden {widths}), one step per answer, "
                      "plus per-skill answer counts" + (", moving averages, recent pattern and the student's totals" if step.rich else "")
+                     + (", aligned earlier runs' outcomes" if step.aligned else "")
                      + " in the state (features.py), shared by the networks",
         hidden=step.hidden,
-        c_layout=f"the networks' LSTM cells ({widths}), then " + counts_layout(args.num_skills, step.rich),
+        c_layout=f"the networks' LSTM cells ({widths}), then " + counts_layout(args.num_skills, step.rich, step.aligned),
         n_fit=n_fit, n_val=n_val,
         training={"members": [member_record(p, m) for p, m in zip(args.members, members, strict=True)],
                   **({"model_selection": json.loads(args.selection.read_text(encoding="utf-8"))} if args.selection else {})},

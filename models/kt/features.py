@@ -29,6 +29,10 @@ RICH_RAW = RAW + 2  # + fast and slow moving average of the skill's outcomes (+1
 WINDOW = 8  # the student's last answers kept for the per-skill recent pattern
 GLOBAL_RAW = 3 + 2 * WINDOW  # answers, right answers, moving average of all outcomes; last WINDOW skills (id + 1, 0 = none) and outcomes
 RICH_FEATURES = FEATURES + 2 + WINDOW + 3
+ALIGN = 24  # outcomes kept per skill for the aligned features: its first ALIGN answers (+1/-1, 0 = none yet)
+ALIGN_RAW = 1  # + the previous distinct skill answered (id + 1, 0 = none); the per-skill outcomes are ALIGN wide
+ALIGN_FEATURES = 7
+ALIGNED_FEATURES = RICH_FEATURES + ALIGN_FEATURES
 FAST, SLOW, GLOBAL = 0.5, 0.2, 0.1  # weight of the newest outcome in each moving average
 
 
@@ -54,12 +58,54 @@ def rich_features(fast: np.ndarray, slow: np.ndarray, recent: np.ndarray, total:
     ).astype(np.float32)
 
 
-def sequence_features(skills: np.ndarray, correct: np.ndarray, num_skills: int, rich: bool = False) -> tuple[np.ndarray, np.ndarray]:
+def _slog(x: np.ndarray | float) -> np.ndarray:
+    return np.sign(x) * np.log1p(np.abs(x))
+
+
+def aligned_features(outcomes: np.ndarray, n: np.ndarray, j: int, last: int, prev: int) -> np.ndarray:
+    """The ``aligned`` inputs for the next answer on skill ``j`` (``ALIGN_FEATURES``).
+
+    In this split a problem tagged with several skills appears in each of their runs, so an earlier run
+    can repeat the current one position by position. ``outcomes`` [K, ALIGN]: every skill's first outcomes
+    (+1/-1, 0 = none), ``n`` the answers per skill, ``last``/``prev`` the skill answered last and the
+    distinct skill before it (-1 = none). For the answer at position ``p = n[j]`` of j's run, every other
+    skill k whose run is longer than p is compared with j's run on positions < p; from those that agree
+    everywhere (or all but once) comes a vote of their outcomes at p, and separately from the run before j's.
+
+    Only the run just answered (``j == last``) and skills not answered yet (``p == 0``) get them; for any other
+    skill they are zero. In this split those are the only skills a next answer can be on (a student's answers
+    on one skill form one run), and the exported step then compares one run with the others, not every pair.
+    """
+    p = int(n[j])
+    out = np.zeros(ALIGN_FEATURES, dtype=np.float64)
+    if p >= ALIGN or (p > 0 and j != last):
+        return out
+    big_p = float(p)
+    agree = outcomes @ outcomes[j]
+    mism = (big_p - agree) / 2
+    valid = n > p
+    valid[j] = False
+    val = outcomes[:, p]
+    perfect = valid & (np.abs(mism) < 0.5)
+    one = valid & (np.abs(mism - 1) < 0.5)
+    vote0, cnt0, vote1 = float((val * perfect).sum()), float(perfect.sum()), float((val * one).sum())
+    q = prev if j == last else last
+    pm0 = pm1 = 0.0
+    if q >= 0 and valid[q]:
+        pm0 = val[q] * (abs(mism[q]) < 0.5)
+        pm1 = val[q] * (abs(mism[q]) >= 0.5)
+    lp = np.log1p(big_p)
+    out[:] = (_slog(vote0), np.log1p(cnt0), _slog(vote1), pm0, pm1, vote0 / max(cnt0, 1.0) * lp, pm0 * lp)
+    return out
+
+
+def sequence_features(skills: np.ndarray, correct: np.ndarray, num_skills: int, rich: bool = False, aligned: bool = False
+                      ) -> tuple[np.ndarray, np.ndarray]:
     """For each step t of one student: features of the skill answered at t and of the skill answered at t+1,
     both after the answer at t has been counted (so neither sees an answer it should predict).
 
-    Returns two [T, FEATURES] (``rich``: [T, RICH_FEATURES]) arrays; the last row of the second is zero
-    (there is no next answer).
+    Returns two [T, FEATURES] (``rich``: [T, RICH_FEATURES]; ``aligned``, which needs ``rich``:
+    [T, ALIGNED_FEATURES]) arrays; the last row of the second is zero (there is no next answer).
     """
     n_steps = len(skills)
     n = np.zeros(num_skills, dtype=np.float64)
@@ -76,9 +122,19 @@ def sequence_features(skills: np.ndarray, correct: np.ndarray, num_skills: int, 
     raw_next = np.zeros((n_steps, 7), dtype=np.float64)
     extra_cur = np.zeros((n_steps, 2 + WINDOW + 3), dtype=np.float64)
     extra_next = np.zeros_like(extra_cur)
+    outcomes = np.zeros((num_skills, ALIGN), dtype=np.float64)
+    last_skill, prev_skill = -1, -1
+    al_cur = np.zeros((n_steps, ALIGN_FEATURES), dtype=np.float64)
+    al_next = np.zeros_like(al_cur)
     for t in range(n_steps):
         k, y = int(skills[t]), int(correct[t])
         sign = 1.0 if y else -1.0
+        if aligned:
+            if n[k] < ALIGN:
+                outcomes[k, int(n[k])] = sign
+            if k != last_skill and last_skill >= 0:
+                prev_skill = last_skill
+            last_skill = k
         if rich:
             student[0] += 1
             student[1] += y
@@ -100,6 +156,8 @@ def sequence_features(skills: np.ndarray, correct: np.ndarray, num_skills: int, 
             extra_cur[t, :2] = fast[k], slow[k]
             extra_cur[t, 2 : 2 + WINDOW] = win_sign * (win_skill == k + 1)
             extra_cur[t, 2 + WINDOW :] = student
+        if aligned:
+            al_cur[t] = aligned_features(outcomes, n, k, last_skill, prev_skill)
         if t + 1 < n_steps:
             j = int(skills[t + 1])
             same = 1.0 if j == k else 0.0
@@ -108,6 +166,8 @@ def sequence_features(skills: np.ndarray, correct: np.ndarray, num_skills: int, 
                 extra_next[t, :2] = fast[j], slow[j]
                 extra_next[t, 2 : 2 + WINDOW] = win_sign * (win_skill == j + 1)
                 extra_next[t, 2 + WINDOW :] = extra_cur[t, 2 + WINDOW :]
+            if aligned:
+                al_next[t] = aligned_features(outcomes, n, j, last_skill, prev_skill)
     cur = features(*(raw_cur[:, i] for i in range(7)))
     nxt = features(*(raw_next[:, i] for i in range(7)))
     if rich:
@@ -116,5 +176,8 @@ def sequence_features(skills: np.ndarray, correct: np.ndarray, num_skills: int, 
 
         cur = np.concatenate([cur, extra(extra_cur)], axis=1)
         nxt = np.concatenate([nxt, extra(extra_next)], axis=1)
+    if aligned:
+        cur = np.concatenate([cur, al_cur.astype(np.float32)], axis=1)
+        nxt = np.concatenate([nxt, al_next.astype(np.float32)], axis=1)
     nxt[-1] = 0.0
     return cur, nxt

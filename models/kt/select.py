@@ -54,7 +54,12 @@ def main() -> None:
         saved = torch.load(path)
         if saved.get("args", {}).get("all_students"):
             raise SystemExit(f"{path}: trained on every student, it has no validation students")
-        best = max((h for h in saved["history"] if h.get("val_auc") is not None and "epoch" in h), key=lambda h: h["val_auc"])
+        epochs_seen = [h for h in saved["history"] if h.get("val_auc") is not None and "epoch" in h]
+        if saved.get("args", {}).get("average"):
+            best = max(epochs_seen, key=lambda h: h["val_auc"])
+        else:
+            # Written at its best epoch, so the history ends there (the rounded AUCs can tie with an earlier epoch).
+            best = epochs_seen[-1]
         epochs[name] = int(best["epoch"])
         logits[name], y = member_logits(load_member(path, args.num_skills), val, args.num_skills)
     singles = {n: round(_score([logits[n]], y), 4) for n in names}

@@ -39,7 +39,21 @@ import torch
 from torch import nn
 
 from models.kt.dataset import DEFAULT_DIR, TEST_FILE, TRAIN_FILE, Sequence, auc, dedup_consecutive, read_split
-from models.kt.features import FAST, FEATURES, GLOBAL, GLOBAL_RAW, RAW, RICH_FEATURES, RICH_RAW, SLOW, WINDOW, sequence_features
+from models.kt.features import (
+    ALIGN,
+    ALIGN_RAW,
+    ALIGNED_FEATURES,
+    FAST,
+    FEATURES,
+    GLOBAL,
+    GLOBAL_RAW,
+    RAW,
+    RICH_FEATURES,
+    RICH_RAW,
+    SLOW,
+    WINDOW,
+    sequence_features,
+)
 
 
 class DKT(nn.Module):
@@ -49,13 +63,15 @@ class DKT(nn.Module):
     given adds a learnt amount to every skill's logit directly (a split row is often one of several rows
     of the same problem tagged with several skills: the LSTM need not learn to carry that)."""
 
-    def __init__(self, num_skills: int, hidden: int, dropout: float, use_features: bool = False, head: int = 0, rich: bool = False) -> None:
+    def __init__(self, num_skills: int, hidden: int, dropout: float, use_features: bool = False, head: int = 0, rich: bool = False,
+                 aligned: bool = False) -> None:
         super().__init__()
         self.num_skills = num_skills
         self.hidden = hidden
         self.use_features = use_features
         self.rich = rich
-        nf = RICH_FEATURES if rich else FEATURES
+        self.aligned = aligned
+        nf = ALIGNED_FEATURES if aligned else RICH_FEATURES if rich else FEATURES
         self.embed = nn.Embedding(2 * num_skills, hidden)
         self.lstm = nn.LSTM(hidden, hidden, batch_first=True)
         self.drop = nn.Dropout(dropout)
@@ -84,7 +100,7 @@ class DKT(nn.Module):
         if not self.use_features:
             return self.hidden, self.hidden
         if self.rich:
-            return self.hidden, self.hidden + self.num_skills * RICH_RAW + GLOBAL_RAW
+            return self.hidden, self.hidden + self.num_skills * RICH_RAW + GLOBAL_RAW + (self.num_skills * ALIGN + ALIGN_RAW if self.aligned else 0)
         return self.hidden, self.hidden + self.num_skills * RAW
 
     def forward(self, tokens: torch.Tensor, fcur: torch.Tensor | None, state: tuple[torch.Tensor, torch.Tensor]
@@ -137,6 +153,50 @@ def _torch_rich(fast: torch.Tensor, slow: torch.Tensor, glob: torch.Tensor, skil
     return f, torch.cat([total, right, overall, win_skill, win_sign], dim=1)
 
 
+def _slog(x: torch.Tensor) -> torch.Tensor:
+    return torch.sign(x) * torch.log1p(x.abs())
+
+
+def _torch_aligned(outcomes: torch.Tensor, prevd: torch.Tensor, n_before: torch.Tensor, n: torch.Tensor, hot: torch.Tensor, sign: torch.Tensor,
+                   last_before: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``features.aligned_features`` for every skill ([B, K, ALIGN_FEATURES]) after this answer, and the new aligned state.
+
+    ``outcomes`` [B, K, ALIGN] every skill's first outcomes, ``prevd`` [B, 1] the previous distinct skill (id + 1),
+    ``n_before``/``n`` [B, K] the answers per skill before and after this one, ``hot`` [B, K] the skill answered,
+    ``last_before`` [B, 1] the skill answered before this one (id + 1, 0 = none). Only the run just answered is
+    compared with the others (one row, not every pair); a skill not answered yet needs no comparison."""
+    k = n.shape[1]
+    pos = torch.arange(ALIGN, dtype=torch.float32)
+    outcomes = outcomes + (hot * sign).unsqueeze(2) * (n_before.unsqueeze(2) == pos).to(torch.float32)
+    sk1 = (hot * (torch.arange(k, dtype=torch.float32) + 1)).sum(1, keepdim=True)  # [B, 1]: the skill answered, id + 1
+    prevd = torch.where((last_before != sk1) & (last_before > 0), last_before, prevd)
+    mine = hot.unsqueeze(1) @ outcomes  # [B, 1, L]: the current run's outcomes
+    p = (hot * n).sum(1, keepdim=True)  # [B, 1]: its length
+    d = p - (mine @ outcomes.transpose(1, 2)).squeeze(1)  # [B, K]: twice the mismatches of k's run with it, where k's covers it
+    valid = (n > p).to(torch.float32)  # (never the current run itself)
+    at = (p.unsqueeze(2) == pos).to(torch.float32)  # [B, 1, L]: its next position
+    vval = valid * (at @ outcomes.transpose(1, 2)).squeeze(1)  # [B, K]: k's outcome there, where k's run covers it
+    exact = (d == 0).to(torch.float32)
+    qi = (prevd - 1).clamp(min=0).to(torch.int64)
+    vq = torch.gather(vval, 1, qi) * (prevd > 0).to(torch.float32)  # the run before the current one
+    pm0 = vq * torch.gather(exact, 1, qi)
+    first = outcomes[:, :, 0]
+    # Sums over the other runs, for the current run and for a skill not answered yet (position 0, where every
+    # earlier run agrees on no positions and the run before it is the current one): one reduction.
+    terms = torch.stack([vval * exact, valid * exact, vval * (d == 2).to(torch.float32), first, (n > 0).to(torch.float32), hot * first], dim=2)
+    vote0, cnt0, vote1, vnew, cnew, pnew = terms.sum(1).split(1, dim=1)
+    sl = torch.cat([vote0, vote1, vnew], dim=1)
+    sl = torch.sign(sl) * torch.log1p(sl.abs())
+    lg = torch.log1p(torch.cat([cnt0, cnew, p], dim=1))
+    lp = lg[:, 2:3]
+    zero = torch.zeros_like(p)
+    inr = (p < ALIGN).to(torch.float32)  # zero past the stored positions
+    cur = torch.cat([sl[:, 0:1], lg[:, 0:1], sl[:, 1:2], pm0, vq - pm0, vote0 / cnt0.clamp(min=1.0) * lp, pm0 * lp], dim=1) * inr
+    new = torch.cat([sl[:, 2:3], lg[:, 1:2], zero, pnew, zero, zero, zero], dim=1)
+    f = torch.stack([hot, (n == 0).to(torch.float32)], dim=2) @ torch.stack([cur, new], dim=1)  # [B, K, F]
+    return f, outcomes, prevd
+
+
 class DKTStep(nn.Module):
     """The exported graph: one answer in, all skills' probabilities and the new state out."""
 
@@ -153,6 +213,7 @@ class DKTStep(nn.Module):
         k = m.num_skills
         width = RICH_RAW if m.rich else RAW
         raw = c[:, m.hidden : m.hidden + k * width].reshape(-1, k, width)
+        n_before = raw[:, :, 0]
         n, cor, last, streak, gap = raw[:, :, 0], raw[:, :, 1], raw[:, :, 2], raw[:, :, 3], raw[:, :, 4]
         hot = nn.functional.one_hot(skill, k).to(torch.float32)
         y = correct.to(torch.float32).unsqueeze(1)
@@ -169,8 +230,15 @@ class DKTStep(nn.Module):
             fast = hot * ((1 - FAST) * raw[:, :, 5] + FAST * sign) + (1 - hot) * raw[:, :, 5]
             slow = hot * ((1 - SLOW) * raw[:, :, 6] + SLOW * sign) + (1 - hot) * raw[:, :, 6]
             kept += [fast, slow]
-            f_rich, glob = _torch_rich(fast, slow, c[:, m.hidden + k * width :], skill, y, sign)
+            g0 = m.hidden + k * width
+            f_rich, glob = _torch_rich(fast, slow, c[:, g0 : g0 + GLOBAL_RAW], skill, y, sign)
             f_all = torch.cat([f_all, f_rich], dim=-1)
+            if m.aligned:
+                a0 = g0 + GLOBAL_RAW
+                outcomes = c[:, a0 : a0 + k * ALIGN].reshape(-1, k, ALIGN)
+                f_al, outcomes, prevd = _torch_aligned(outcomes, c[:, a0 + k * ALIGN :], n_before, n, hot, sign, c[:, g0 + 3 : g0 + 4])
+                f_all = torch.cat([f_all, f_al], dim=-1)
+                glob = torch.cat([glob, outcomes.reshape(-1, k * ALIGN), prevd], dim=1)
         f_cur = (f_all * hot.unsqueeze(2)).sum(1).unsqueeze(1)
         logits, (h2, c2) = m(token, f_cur, (h.unsqueeze(0), c[:, : m.hidden].unsqueeze(0)))
         logits = logits[:, 0, :] + (f_all * (m.feat_w + m.feat_v.weight)).sum(-1)
@@ -195,10 +263,10 @@ class Prepared:
     fnext: np.ndarray | None
 
 
-def prepare(seqs: list[Sequence], num_skills: int, use_features: bool, rich: bool = False) -> list[Prepared]:
+def prepare(seqs: list[Sequence], num_skills: int, use_features: bool, rich: bool = False, aligned: bool = False) -> list[Prepared]:
     out = []
     for s in seqs:
-        fcur, fnext = sequence_features(s.skills, s.correct, num_skills, rich) if use_features else (None, None)
+        fcur, fnext = sequence_features(s.skills, s.correct, num_skills, rich, aligned) if use_features else (None, None)
         out.append(Prepared(s.skills * 2 + s.correct, s.skills[1:], s.correct[1:].astype(np.float32), fcur, fnext))
     return out
 
@@ -444,6 +512,9 @@ def main() -> None:
     ap.add_argument("--features", action="store_true", help="feed the per-skill answer counts of features.py (state grows by 4 floats per skill)")
     ap.add_argument("--rich", action="store_true",
                     help="also the moving averages, the recent pattern per skill and the student's totals of features.py (needs --features)")
+    ap.add_argument("--aligned", action="store_true",
+                    help="also the aligned-run features of features.py: votes of earlier runs that agree with the current one "
+                         "position by position (needs --rich; state grows by ALIGN floats per skill)")
     ap.add_argument("--head", type=int, default=0, help="width of the per-skill MLP output head (0: linear output only; needs --features)")
     ap.add_argument("--epochs", type=int, default=12)
     ap.add_argument("--patience", type=int, default=3, help="stop after this many epochs without a better validation AUC")
@@ -475,6 +546,8 @@ def main() -> None:
         return
     if (args.head or args.rich) and not args.features:
         ap.error("--head and --rich need --features")
+    if args.aligned and not args.rich:
+        ap.error("--aligned needs --rich")
     if args.all_students and args.average:
         ap.error("--average chooses on the validation students; --all-students has none")
 
@@ -486,7 +559,7 @@ def main() -> None:
     if args.all_students:
         # The configuration and epoch count were chosen on the validation students; now they train too.
         fit, val = train, []
-    model = DKT(args.num_skills, args.hidden, args.dropout, args.features, args.head, args.rich)
+    model = DKT(args.num_skills, args.hidden, args.dropout, args.features, args.head, args.rich, args.aligned)
     if args.from_checkpoint:
         saved = torch.load(args.from_checkpoint)
         model.load_state_dict(saved["state"])
@@ -494,8 +567,8 @@ def main() -> None:
         finish(model, args, saved["history"], saved["seconds"], len(fit), len(val), train)
         return
 
-    fit_p = prepare(fit, args.num_skills, args.features, args.rich)
-    val_p = prepare(val, args.num_skills, args.features, args.rich)
+    fit_p = prepare(fit, args.num_skills, args.features, args.rich, args.aligned)
+    val_p = prepare(val, args.num_skills, args.features, args.rich, args.aligned)
     opt = (torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay) if args.weight_decay
            else torch.optim.Adam(model.parameters(), lr=args.lr))
     best, best_state, history = -1.0, None, []
@@ -575,17 +648,18 @@ def finish(model: DKT, args: argparse.Namespace, history: list[dict[str, float]]
     args.out.mkdir(parents=True, exist_ok=True)
     onnx_path = args.out / f"{args.version}.onnx"
     export_onnx(model, onnx_path)
-    _, st, yt = run_epoch(model, prepare(test, args.num_skills, model.use_features, model.rich), 64, 1000, None)
+    _, st, yt = run_epoch(model, prepare(test, args.num_skills, model.use_features, model.rich, model.aligned), 64, 1000, None)
     test_auc, dedup_auc, n_predictions = evaluate_exported(onnx_path, test, st, yt)
     bkt = bkt_fallback(train)
     print(json.dumps({"pooled_bkt": bkt}), flush=True)
 
     state_doc = f"LSTM cell ({model.hidden})"
     if model.use_features:
-        state_doc += ", then " + counts_layout(args.num_skills, model.rich)
+        state_doc += ", then " + counts_layout(args.num_skills, model.rich, model.aligned)
     architecture = "DKT (LSTM), one step per answer"
     if model.use_features:
         architecture += ", plus per-skill answer counts" + (", moving averages, recent pattern and the student's totals" if model.rich else "")
+        architecture += ", aligned earlier runs' outcomes" if model.aligned else ""
         architecture += " in the state (features.py)"
     write_manifest(
         args, onnx_path, model.state_widths,
@@ -593,7 +667,7 @@ def finish(model: DKT, args: argparse.Namespace, history: list[dict[str, float]]
         hidden=args.hidden, c_layout=state_doc, n_fit=n_fit, n_val=n_val,
         training={
             "hyperparameters": {
-                k: getattr(args, k) for k in ("hidden", "features", "rich", "head", "epochs", "patience", "batch", "chunk", "lr", "lr_decay",
+                k: getattr(args, k) for k in ("hidden", "features", "rich", "aligned", "head", "epochs", "patience", "batch", "chunk", "lr", "lr_decay",
                                                "dropout", "seed", "split_seed", "weight_decay", "cosine", "average", "all_students")
             },
             "history": history,
@@ -603,10 +677,13 @@ def finish(model: DKT, args: argparse.Namespace, history: list[dict[str, float]]
     )
 
 
-def counts_layout(num_skills: int, rich: bool) -> str:
+def counts_layout(num_skills: int, rich: bool, aligned: bool = False) -> str:
     """What follows the LSTM cell(s) in ``c``, for the manifest."""
     if not rich:
         return f"per skill: attempts, correct, last outcome, signed streak, answers since ({num_skills} x {RAW})"
+    if aligned:
+        return counts_layout(num_skills, rich) + (f"; then per skill its first {ALIGN} outcomes as +1/-1, 0 = none yet ({num_skills} x {ALIGN}), "
+                                                   f"and the previous distinct skill answered, id + 1 ({ALIGN_RAW})")
     return (f"per skill: attempts, correct, last outcome, signed streak, answers since, fast and slow moving average of its outcomes "
             f"({num_skills} x {RICH_RAW}); then the student's answers, right answers, moving average of all outcomes, "
             f"the last {WINDOW} answers' skill ids + 1 and their outcomes as +1/-1 ({GLOBAL_RAW})")
