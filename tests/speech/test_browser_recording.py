@@ -2,8 +2,10 @@
 fed from the reference clip, the page's AudioWorklet turning it into 16 kHz PCM sent to
 the hub's live ingest in numbered chunks, live captions on the page, stop, and the
 hub's transcript of what was recorded. Also a Wi-Fi that drops answers and goes away
-for a few seconds: the hub still gets every second of audio exactly once; and away for
-longer than the hub waits: the rest of the lesson becomes a second part."""
+for a few seconds: the hub still gets every second of audio exactly once; away for
+longer than the hub waits: the rest of the lesson becomes a second part; and the tab
+closed while offline: its audio, kept in IndexedDB, is offered on the next visit and
+sent as the next part."""
 
 from __future__ import annotations
 
@@ -246,29 +248,39 @@ def test_lost_answers_and_a_wifi_drop_neither_duplicate_nor_lose_audio(server_fa
         teacher.close()
 
 
-def test_audio_held_while_the_hub_closed_the_stream_becomes_a_second_part(server_factory, mic_browser, speech_model: SpeechModel) -> None:  # type: ignore[no-untyped-def]
+@contextmanager
+def offline_after_4_s(server_factory, mic_browser, speech_model: SpeechModel, title: str) -> Iterator[tuple[object, Teacher, dict, int, float]]:  # type: ignore[no-untyped-def]
+    """A teacher records ``title`` for 4 s with the hub closing quiet streams after 2 s, then the
+    tablet goes offline: yields (server, teacher, auth, part 1's id, the moment recording went live)."""
     srv = server_factory(workers=2).start()
     creds = srv.creds()
     teacher = Teacher(mic_browser, srv.url, creds)
     auth = _auth(srv.url, creds)
     try:
         with running_worker(srv.data_dir, speech_model, live_idle_timeout_s=2):
-            t0 = teacher.start("分段测试")
+            t0 = teacher.start(title)
             time.sleep(4)
-            teacher.context.set_offline(True)
             first = teacher.recording_id()
-            # The hub hears nothing for longer than its idle timeout and closes part 1.
-            deadline = time.monotonic() + 20
-            while requests.get(f"{srv.url}/api/v1/recordings/{first}", headers=auth, timeout=10).json()["state"] == "receiving":
-                assert time.monotonic() < deadline, "the hub did not close the quiet stream"
-                time.sleep(0.2)
-            time.sleep(1)
-            teacher.context.set_offline(False)
-            teacher.page.wait_for_function(f"() => Number(document.getElementById('recorder').dataset.recordingId) > {first}", timeout=20000)
-            time.sleep(max(0.0, 15 - (time.monotonic() - t0)))
-            teacher.stop()
-            second = teacher.recording_id()
-            parts = [_wait_done(srv.url, auth, first), _wait_done(srv.url, auth, second)]
+            teacher.context.set_offline(True)
+            yield srv, teacher, auth, first, t0
+    finally:
+        teacher.close()
+
+
+def test_audio_held_while_the_hub_closed_the_stream_becomes_a_second_part(server_factory, mic_browser, speech_model: SpeechModel) -> None:  # type: ignore[no-untyped-def]
+    with offline_after_4_s(server_factory, mic_browser, speech_model, "分段测试") as (srv, teacher, auth, first, t0):
+        # The hub hears nothing for longer than its idle timeout and closes part 1.
+        deadline = time.monotonic() + 20
+        while requests.get(f"{srv.url}/api/v1/recordings/{first}", headers=auth, timeout=10).json()["state"] == "receiving":
+            assert time.monotonic() < deadline, "the hub did not close the quiet stream"
+            time.sleep(0.2)
+        time.sleep(1)
+        teacher.context.set_offline(False)
+        teacher.page.wait_for_function(f"() => Number(document.getElementById('recorder').dataset.recordingId) > {first}", timeout=20000)
+        time.sleep(max(0.0, 15 - (time.monotonic() - t0)))
+        teacher.stop()
+        second = teacher.recording_id()
+        parts = [_wait_done(srv.url, auth, first), _wait_done(srv.url, auth, second)]
         assert [p["title"] for p in parts] == ["分段测试", "分段测试 (2)"]
         assert "stopped without being finished" in parts[0]["error"] and parts[1]["error"] is None
         # Together the parts hold every captured sample once, and part 2 starts where part 1 ends.
@@ -280,8 +292,43 @@ def test_audio_held_while_the_hub_closed_the_stream_becomes_a_second_part(server
         # Offline failures, and the hub's 409 "recording closed" that started part 2, are logged by Chromium itself.
         unexpected = [e for e in teacher.errors if "ERR_INTERNET_DISCONNECTED" not in e and not ("409" in e and "/live?seq=" in e)]
         assert not unexpected, unexpected
-    finally:
-        teacher.close()
+
+
+def test_audio_of_a_page_closed_while_offline_is_offered_again_and_sent_as_the_next_part(server_factory, mic_browser, speech_model: SpeechModel) -> None:  # type: ignore[no-untyped-def]
+    with offline_after_4_s(server_factory, mic_browser, speech_model, "关页测试") as (srv, teacher, auth, first, _):
+        teacher.page.wait_for_selector("#recorder[data-state='behind']", timeout=15000)
+        time.sleep(5)
+        captured = teacher.captured_s()
+        # The tab is closed (no "leave this page?" prompt answered): the microphone stops with it.
+        teacher.page.close(run_before_unload=False)
+        teacher.context.set_offline(False)
+        page = teacher.context.new_page()
+        page.on("pageerror", lambda exc: teacher.errors.append(str(exc)))
+        page.goto("/speech")
+        page.wait_for_selector("body[data-ready='1']")
+        # Offered once the closed page's lesson is stale (a few seconds), in the page's language.
+        page.wait_for_selector("#rec-leftover:not([hidden])", timeout=20000)
+        offer = page.inner_text("#rec-leftover-msg")
+        assert "关页测试" in offer and "0:0" in offer, offer
+        page.click("#rec-leftover-send")
+        page.wait_for_selector("#recorder[data-state='saved']", timeout=60000)
+        second = int(page.get_attribute("#recorder", "data-recording-id") or 0)
+        assert second > first
+        parts = [_wait_done(srv.url, auth, first), _wait_done(srv.url, auth, second)]
+        # Sent: nothing is left to offer, on this page or after a reload.
+        page.reload()
+        page.wait_for_selector("body[data-ready='1']")
+        time.sleep(7)
+        assert page.is_hidden("#rec-leftover")
+        assert [p["title"] for p in parts] == ["关页测试", "关页测试 (2)"]
+        # Part 2 starts where part 1 ends and together they hold what was captured, but for the
+        # partial last second that was never cut into a chunk before the tab closed.
+        assert abs(parts[1]["started_at"] - (parts[0]["started_at"] + parts[0]["duration_s"])) < 0.01
+        total = parts[0]["duration_s"] + parts[1]["duration_s"]
+        assert captured - 1.01 <= total <= captured + 0.3, ([p["duration_s"] for p in parts], captured)
+        assert parts[1]["duration_s"] >= 4, parts[1]["duration_s"]
+        unexpected = [e for e in teacher.errors if "ERR_INTERNET_DISCONNECTED" not in e and not ("409" in e and "/live?seq=" in e)]
+        assert not unexpected, unexpected
 
 
 def test_over_plain_http_on_the_lan_the_page_says_the_microphone_needs_https(server_factory, mic_browser) -> None:  # type: ignore[no-untyped-def]

@@ -8,9 +8,12 @@
 // be reached the chunks wait here (up to MAX_PENDING_S) and go out in order when it can.
 // If the hub closed the recording meanwhile (no audio for speech.live_idle_timeout_s),
 // what is still queued becomes a second part, a new recording starting where the first
-// one stopped, so nothing recorded is lost.
+// one stopped, so nothing recorded is lost. Each chunk is also kept in IndexedDB until the
+// hub has it (audio-keep.js): a page closed while the hub could not be reached leaves its
+// audio behind, and the next visit sends it as the next part (LiveUploader.resume).
 
 import { api, ApiError, uuid4 } from "./api.js";
+import * as keep from "./audio-keep.js";
 
 export const RATE = 16000;
 const CHUNK_SAMPLES = RATE; // one second per request: short enough for captions, few requests
@@ -31,10 +34,15 @@ function transient(err) {
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 export class LiveUploader {
-  /** onChange(uploader) is called whenever state, pendingS or parts change. */
-  constructor({ classId, title, onChange }) {
-    this.classId = classId;
-    this.title = title;
+  /**
+   * onChange(uploader) is called whenever state, pendingS or parts change. `left` (from
+   * audio-keep.leftovers) resumes a lesson a closed page left behind: its audio is queued
+   * and goes out as the recording's next part when finish() is called.
+   */
+  constructor({ classId, title, onChange, left = null }) {
+    this.classId = left ? left.meta.classId : classId;
+    this.title = left ? left.meta.title : title;
+    this.lesson = left ? left.meta.lesson : uuid4();
     this.onChange = onChange || (() => {});
     this.queue = []; // {seq, pcm: Int16Array, offset: samples since the lesson's first}
     this.chunk = new Int16Array(CHUNK_SAMPLES);
@@ -49,7 +57,28 @@ export class LiveUploader {
     this.error = null; // ApiError of a failure that retrying cannot fix
     this.finishing = false;
     this.wake = null;
-    this.done = this.run();
+    if (left) {
+      // The page that recorded it is gone, so is its part's stream: this audio starts a new part.
+      this.parts = left.meta.parts.map((p) => ({ ...p, closed: true }));
+      left.chunks.forEach((c) => this.queue.push({ seq: this.nextSeq++, pcm: c.pcm, offset: c.offset }));
+      const last = this.queue[this.queue.length - 1];
+      this.captured = this.chunkStart = last.offset + last.pcm.length;
+      this.partStartSample = this.queue[0].offset;
+    }
+    this.keepAlive();
+    this.alive = setInterval(() => this.keepAlive(), keep.ALIVE_MS);
+    this.done = this.run().finally(() => clearInterval(this.alive));
+  }
+
+  /** Tell other pages this lesson is not left behind (and store how to resume it). */
+  keepAlive() {
+    const parts = this.parts.map(({ id, started_at }) => ({ id, started_at }));
+    keep.saveLesson({ lesson: this.lesson, classId: this.classId, title: this.title, parts, aliveAt: Date.now() }).catch(() => {});
+  }
+
+  /** Forget the kept copy of a chunk the hub acknowledged (best effort: a leftover copy is resent as a new part's audio only if the page is closed). */
+  acked(chunk) {
+    keep.dropChunk(this.lesson, chunk.offset).catch(() => {});
   }
 
   /** Seconds captured but not yet acknowledged by the hub. */
@@ -91,8 +120,11 @@ export class LiveUploader {
   }
 
   enqueue() {
-    this.queue.push({ seq: this.nextSeq++, pcm: this.chunk.slice(0, this.fill), offset: this.chunkStart });
+    const chunk = { seq: this.nextSeq++, pcm: this.chunk.slice(0, this.fill), offset: this.chunkStart };
+    this.queue.push(chunk);
     this.fill = 0;
+    // Without IndexedDB (private mode, quota) the chunk still goes out; only a closed page would lose it.
+    keep.putChunk(this.lesson, chunk.offset, chunk.pcm).catch(() => {});
     this.kick();
   }
 
@@ -133,6 +165,8 @@ export class LiveUploader {
           await this.sendHead();
         } else if (this.finishing) {
           await api("POST", `/recordings/${this.recordingId}/finish`, { signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS) });
+          clearInterval(this.alive);
+          await keep.forget(this.lesson).catch(() => {});
           this.setState("saved");
           return;
         } else {
@@ -164,6 +198,7 @@ export class LiveUploader {
     }
     const rec = await api("POST", "/recordings", { json: body, signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS) });
     this.parts.push({ id: rec.id, started_at: rec.started_at, closed: false });
+    this.keepAlive();
     this.notify();
   }
 
@@ -172,7 +207,10 @@ export class LiveUploader {
     const path = `/recordings/${this.recordingId}/live?seq=${head.seq}`;
     // Int16Array bytes are in the platform's order, little-endian on every tablet CPU (ARM, x86).
     await api("POST", path, { body: head.pcm, contentType: "audio/L16", signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS) });
-    if (this.queue[0] === head) this.queue.shift();
+    if (this.queue[0] === head) {
+      this.queue.shift();
+      this.acked(head);
+    }
     this.notify();
   }
 
@@ -183,7 +221,7 @@ export class LiveUploader {
       // The hub already has chunks up to expected_seq - 1 (their answers were lost).
       const expected = Number(err.problem.expected_seq);
       if (!(expected > this.queue[0]?.seq)) return false;
-      while (this.queue.length && this.queue[0].seq < expected) this.queue.shift();
+      while (this.queue.length && this.queue[0].seq < expected) this.acked(this.queue.shift());
       return true;
     }
     if (err.slug === "recording-closed" && this.queue.length) {

@@ -4,36 +4,12 @@
 // therefore never loses an answer; a resend carries the same client_id, so the
 // hub records it once.
 
-const DB_NAME = "hub-quiz";
+import { opener, transact } from "./idb.js";
+
 const STORE = "outbox";
-
-let dbPromise = null;
-
-function open() {
-  if (!dbPromise) {
-    dbPromise = new Promise((resolve, reject) => {
-      const req = indexedDB.open(DB_NAME, 1);
-      req.onupgradeneeded = () => req.result.createObjectStore(STORE, { keyPath: "client_id" });
-      req.onsuccess = () => resolve(req.result);
-      req.onerror = () => reject(req.error);
-    });
-  }
-  return dbPromise;
-}
-
-function tx(mode, fn) {
-  return open().then(
-    (db) =>
-      new Promise((resolve, reject) => {
-        const t = db.transaction(STORE, mode);
-        const result = fn(t.objectStore(STORE));
-        // Resolve on commit: only then is the answer durable on the tablet.
-        t.oncomplete = () => resolve(result && "result" in result ? result.result : undefined);
-        t.onerror = () => reject(t.error);
-        t.onabort = () => reject(t.error);
-      }),
-  );
-}
+const open = opener("hub-quiz", (db) => db.createObjectStore(STORE, { keyPath: "client_id" }));
+// Resolves on commit: only then is the answer durable on the tablet.
+const tx = (mode, fn) => transact(open, [STORE], mode, (t) => fn(t.objectStore(STORE)));
 
 /** Keep an answer body (with its client_id) until acknowledged. */
 export function put(body) {

@@ -1,11 +1,15 @@
 // "Record this lesson" on the lesson-record page: the teacher's microphone (MicCapture)
 // streamed to the hub's live ingest (LiveUploader), with a level meter, the elapsed
 // time, and the state of the upload. Live captions of the recording arrive on the page's
-// event stream like any other caption.
+// event stream like any other caption. Audio a closed page left on this device (the hub
+// could not be reached) is offered for sending when the page opens again.
 
 import { api } from "./api.js";
+import * as keep from "./audio-keep.js";
 import { CaptureError, MicCapture } from "./mic-capture.js";
-import { LiveUploader } from "./live-upload.js";
+import { LiveUploader, RATE } from "./live-upload.js";
+
+const LEFTOVER_CHECK_MS = 5000;
 
 /**
  * Wire the recorder card. `s(key, params)` translates, `say(el, key, params)` shows a
@@ -21,6 +25,8 @@ export async function setupRecorder({ s, say, stamp, onSaved }) {
   const meter = document.getElementById("rec-level");
   const time = document.getElementById("rec-time");
   const msg = document.getElementById("rec-msg");
+  const leftoverBox = document.getElementById("rec-leftover");
+  const leftoverMsg = document.getElementById("rec-leftover-msg");
   meter.setAttribute("aria-label", s("recorder.level"));
 
   const { classes } = await api("GET", "/classes");
@@ -36,6 +42,22 @@ export async function setupRecorder({ s, say, stamp, onSaved }) {
   let uploader = null;
   let stopping = false;
   let partsShown = 0;
+  let left = null; // a lesson a closed page left behind, offered for sending
+
+  const offerLeftover = async () => {
+    if (uploader || left) return;
+    let found = [];
+    try {
+      found = await keep.leftovers();
+    } catch {
+      return; // no IndexedDB here: nothing was kept either
+    }
+    if (!found.length || uploader || left) return;
+    left = found[0];
+    const seconds = left.chunks.reduce((n, c) => n + c.pcm.length, 0) / RATE;
+    say(leftoverMsg, "recorder.leftover.found", { title: left.meta.title, pending: stamp(seconds) });
+    leftoverBox.hidden = false;
+  };
 
   const show = (up) => {
     card.dataset.state = up.state;
@@ -77,11 +99,42 @@ export async function setupRecorder({ s, say, stamp, onSaved }) {
     startBtn.hidden = false;
     classSelect.disabled = titleInput.disabled = false;
     if (up.state === "saved") onSaved();
+    offerLeftover();
   };
+
+  document.getElementById("rec-leftover-send").addEventListener("click", async () => {
+    if (!left || uploader) return;
+    const found = left;
+    left = null;
+    leftoverBox.hidden = true;
+    startBtn.disabled = true;
+    partsShown = 0;
+    const up = new LiveUploader({ left: found, onChange: show });
+    uploader = up;
+    show(up);
+    await up.finish();
+    show(up);
+    uploader = null;
+    startBtn.disabled = false;
+    if (up.state === "saved") onSaved();
+    offerLeftover();
+  });
+
+  document.getElementById("rec-leftover-drop").addEventListener("click", async () => {
+    if (!left) return;
+    const found = left;
+    left = null;
+    leftoverBox.hidden = true;
+    await keep.forget(found.meta.lesson).catch(() => {});
+    offerLeftover();
+  });
 
   startBtn.addEventListener("click", async () => {
     if (uploader) return;
     startBtn.disabled = true;
+    // What a closed page left stays kept; it is offered again when this recording stops.
+    left = null;
+    leftoverBox.hidden = true;
     msg.className = "msg";
     say(msg, "recorder.state.connecting", {});
     const when = new Date();
@@ -123,7 +176,8 @@ export async function setupRecorder({ s, say, stamp, onSaved }) {
 
   stopBtn.addEventListener("click", () => stop(null));
 
-  // Audio still on this device would be lost with the page.
+  // Closing the page stops the recording; audio not yet on the hub stays on this device
+  // (but for the last second's partial chunk) and is offered again on the next visit.
   window.addEventListener("beforeunload", (ev) => {
     if (uploader && (mic || uploader.pendingS > 0)) ev.preventDefault();
   });
@@ -132,4 +186,7 @@ export async function setupRecorder({ s, say, stamp, onSaved }) {
   setInterval(() => {
     if (uploader) show(uploader);
   }, 500);
+
+  offerLeftover();
+  setInterval(offerLeftover, LEFTOVER_CHECK_MS);
 }
