@@ -185,8 +185,7 @@ def _torch_aligned(outcomes: torch.Tensor, prevd: torch.Tensor, n_before: torch.
     # earlier run agrees on no positions and the run before it is the current one): one reduction.
     terms = torch.stack([vval * exact, valid * exact, vval * (d == 2).to(torch.float32), first, (n > 0).to(torch.float32), hot * first], dim=2)
     vote0, cnt0, vote1, vnew, cnew, pnew = terms.sum(1).split(1, dim=1)
-    sl = torch.cat([vote0, vote1, vnew], dim=1)
-    sl = torch.sign(sl) * torch.log1p(sl.abs())
+    sl = _slog(torch.cat([vote0, vote1, vnew], dim=1))
     lg = torch.log1p(torch.cat([cnt0, cnew, p], dim=1))
     lp = lg[:, 2:3]
     zero = torch.zeros_like(p)

@@ -10,7 +10,7 @@
 // what is still queued becomes a second part, a new recording starting where the first
 // one stopped, so nothing recorded is lost. Each chunk is also kept in IndexedDB until the
 // hub has it (audio-keep.js): a page closed while the hub could not be reached leaves its
-// audio behind, and the next visit sends it as the next part (LiveUploader.resume).
+// audio behind, and the next visit sends it as the next part (the `left` option below).
 
 import { api, ApiError, uuid4 } from "./api.js";
 import * as keep from "./audio-keep.js";
@@ -76,7 +76,7 @@ export class LiveUploader {
     keep.saveLesson({ lesson: this.lesson, classId: this.classId, title: this.title, parts, aliveAt: Date.now() }).catch(() => {});
   }
 
-  /** Forget the kept copy of a chunk the hub acknowledged (best effort: a leftover copy is resent as a new part's audio only if the page is closed). */
+  /** Forget the kept copy of a chunk the hub acknowledged (best effort: a copy that outlives a closed page would be sent again in its next part). */
   acked(chunk) {
     keep.dropChunk(this.lesson, chunk.offset).catch(() => {});
   }

@@ -59,6 +59,13 @@ export async function setupRecorder({ s, say, stamp, onSaved }) {
     leftoverBox.hidden = false;
   };
 
+  // An upload is over (saved or failed): the list shows a saved one; what else is kept is offered next.
+  const uploadEnded = (up) => {
+    uploader = null;
+    if (up.state === "saved") onSaved();
+    offerLeftover();
+  };
+
   const show = (up) => {
     card.dataset.state = up.state;
     if (up.parts.length !== partsShown) {
@@ -92,14 +99,12 @@ export async function setupRecorder({ s, say, stamp, onSaved }) {
     await finished;
     show(up);
     if (reasonKey && up.state !== "failed") say(msg, reasonKey);
-    uploader = null;
     stopping = false;
     stopBtn.hidden = true;
     stopBtn.disabled = false;
     startBtn.hidden = false;
     classSelect.disabled = titleInput.disabled = false;
-    if (up.state === "saved") onSaved();
-    offerLeftover();
+    uploadEnded(up);
   };
 
   document.getElementById("rec-leftover-send").addEventListener("click", async () => {
@@ -114,10 +119,8 @@ export async function setupRecorder({ s, say, stamp, onSaved }) {
     show(up);
     await up.finish();
     show(up);
-    uploader = null;
     startBtn.disabled = false;
-    if (up.state === "saved") onSaved();
-    offerLeftover();
+    uploadEnded(up);
   });
 
   document.getElementById("rec-leftover-drop").addEventListener("click", async () => {
