@@ -13,6 +13,7 @@ from edge.storage.db import Database, ThreadLocalDatabase
 
 if TYPE_CHECKING:
     from edge.live.bus import LiveBus
+    from edge.quiz.writer import GroupWriter
 
 
 @dataclass
@@ -24,6 +25,8 @@ class Hub:
     bus: LiveBus
     #: Under ``serve``: the file where the arbiter records mDNS registration.
     discovery_state: Path | None = None
+    #: The quiz answers' group-commit writer, made on first use (``edge.quiz.writer.writer_for``).
+    quiz_writer: GroupWriter | None = None
 
     @property
     def db(self) -> Database:

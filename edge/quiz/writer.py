@@ -429,23 +429,23 @@ class _Syncer:
             self._bus.wake()
 
 
-_writers: dict[int, GroupWriter] = {}
 _writers_lock = threading.Lock()
 
 
 def writer_for(hub: Any) -> GroupWriter:
-    """This app's writer (one per hub object; its thread is per process)."""
-    key = id(hub)
+    """This app's writer (one per hub object, kept on it; its thread is per process)."""
+    # Kept on the hub, not in a table keyed by id(hub): a hub that has been collected can
+    # leave its id to a new one, which would then get the old hub's writer and database.
     # Every request of every thread asks (the app's before_request starts the writer): once
-    # the writer exists, a plain dict read answers without taking the lock.
-    w = _writers.get(key)
+    # the writer exists, an attribute read answers without taking the lock.
+    w: GroupWriter | None = getattr(hub, "quiz_writer", None)
     if w is not None:
         return w
     with _writers_lock:
-        w = _writers.get(key)
+        w = getattr(hub, "quiz_writer", None)
         if w is None:
             cfg = hub.config
             w = GroupWriter(cfg.db_path, cfg.storage.busy_timeout_ms, cfg.storage.synchronous, write_lock.lock_path(cfg.run_dir),
                             hub.bus, HubFacts(hub.hub_id, cfg.hub.timezone))
-            _writers[key] = w
+            hub.quiz_writer = w
         return w
