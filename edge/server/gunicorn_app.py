@@ -1,7 +1,8 @@
 """The hub under gunicorn.
 
 Why gunicorn with gthread workers (measured in ``tests/bench/bench_wsgi.py``,
-figures in the README): one process per core gets both cores working on bursts
+figures in the README; the workers are gthread's with one change, ``edge/server/worker.py``):
+one process per core gets both cores working on bursts
 from 55 tablets, and a thread per connection lets ~60 Server-Sent-Event
 streams stay open without starving ordinary requests, with no monkey-patching
 (gevent) of SQLite, zeroconf or argon2.
@@ -164,7 +165,8 @@ class HubApplication(BaseApplication):
         settings: dict[str, Any] = {
             "bind": [f"[{c.http.host}]:{c.http.port}" if ":" in c.http.host else f"{c.http.host}:{c.http.port}"],
             "workers": c.http.workers,
-            "worker_class": "gthread",
+            # gthread, with kept-alive connections served by their own thread (edge/server/worker.py)
+            "worker_class": "edge.server.worker.LingeringThreadWorker",
             "threads": c.http.threads,
             "preload_app": True,  # load once in the arbiter; workers share the pages
             "graceful_timeout": c.http.graceful_timeout_s,
