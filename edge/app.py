@@ -81,6 +81,9 @@ def create_app(config: HubConfig) -> APIFlask:
 
     for module in BLUEPRINTS:
         app.register_blueprint(importlib.import_module(module).bp)
+    from edge.quiz.answer_endpoint import install as install_answer_fast_path
+
+    install_answer_fast_path(app)  # tablets' answers without Flask's per-request machinery
     return app
 
 

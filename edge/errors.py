@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+from http import HTTPStatus
 from typing import Any, NoReturn
 
+import orjson
 from apiflask import HTTPError
 from flask import Flask, Response, json, request
 from werkzeug.exceptions import HTTPException
@@ -74,6 +76,13 @@ def _body_for(error: HTTPError) -> dict[str, Any]:
         body["errors"] = errors
     body.update(extra)
     return body
+
+
+def problem_json(status: int, slug: str, detail: str, instance: str) -> bytes:
+    """A problem document as :func:`problem_response` writes it, for code that answers without Flask
+    (``edge.quiz.answer_endpoint``)."""
+    body = {"type": TYPE_BASE + slug, "title": HTTPStatus(status).phrase, "status": status, "detail": detail, "instance": instance}
+    return orjson.dumps(body, option=orjson.OPT_SORT_KEYS)
 
 
 def problem_response(error: HTTPError) -> Response:
@@ -141,6 +150,10 @@ def document_problems(spec: dict[str, Any]) -> dict[str, Any]:
     return spec
 
 
+BUSY_DETAIL = "the hub is busy; try again in a moment"
+INTERNAL_ERROR_DETAIL = "the hub could not complete this request; it has been logged"
+
+
 def install_error_handlers(app: Flask) -> None:
     app.error_processor(problem_response)  # type: ignore[attr-defined]
     # Replaces APIFlask's handler, which drops the description.
@@ -155,8 +168,8 @@ def install_error_handlers(app: Flask) -> None:
             # and a retry moments later succeeds.
             log.warning("database busy", extra={"path": request.path, "method": request.method})
             return problem_response(
-                HTTPError(503, message="Service Unavailable", detail="the hub is busy; try again in a moment",
+                HTTPError(503, message="Service Unavailable", detail=BUSY_DETAIL,
                           headers={"Retry-After": "1"}, extra_data={"type": TYPE_BASE + "busy"})
             )
         log.exception("unhandled error", extra={"path": request.path, "method": request.method})
-        return problem_response(HTTPError(500, message="Internal Server Error", detail="the hub could not complete this request; it has been logged"))
+        return problem_response(HTTPError(500, message="Internal Server Error", detail=INTERNAL_ERROR_DETAIL))

@@ -14,6 +14,7 @@ with nobody signed in.
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from dataclasses import dataclass, field
 
@@ -93,15 +94,24 @@ device_auth = _DeviceAuth(DEVICE_COOKIE, DEVICE_HEADER, description="Device toke
 
 @session_auth.verify_token
 def _verify_session(token: str) -> Principal | None:
+    principal = authenticate_session(db().conn, token, _device_token())
+    if principal is not None:
+        g.principal = principal
+    return principal
+
+
+def authenticate_session(conn: sqlite3.Connection, token: str, device_token: str | None) -> Principal | None:
+    """Who a session token (and the device token sent with it) belongs to, or None if it is not valid now.
+
+    Shared by the Flask auth decorator and the answer endpoint's fast path (``edge.quiz.answer_endpoint``).
+    """
     if len(token) > 200:
         return None
     now = time.time()
-    device_token = _device_token()
     device_hash = token_hash(device_token) if device_token and len(device_token) <= 200 else None
     # One statement per request: the session, its person, and whether the device token
     # sent with it is the active token of the device the session is bound to (``bound_ok``).
     # Revocation, sign-out and expiry are read from the database on every request, as before.
-    conn = db().conn
     row = conn.execute(
         """
         SELECT s.id, s.user_id, s.student_id, s.device_id,
@@ -128,17 +138,13 @@ def _verify_session(token: str) -> Principal | None:
             class_ids = [r[0] for r in conn.execute("SELECT id FROM classes")]
         else:
             class_ids = [r[0] for r in conn.execute("SELECT class_id FROM class_teachers WHERE user_id = ?", (user_id,))]
-        principal = Principal(role, display_name, user_id=user_id, session_id=session_id, class_ids=class_ids)
-        g.principal = principal
-        return principal
+        return Principal(role, display_name, user_id=user_id, session_id=session_id, class_ids=class_ids)
     if not st_active:
         return None
     if device_id is None or not bound_ok:
         # A student session is valid only with the token of its (unrevoked) tablet.
         return None
-    principal = Principal(STUDENT, st_name, student_id=student_id, device_id=device_id, session_id=session_id, class_ids=[st_class])
-    g.principal = principal
-    return principal
+    return Principal(STUDENT, st_name, student_id=student_id, device_id=device_id, session_id=session_id, class_ids=[st_class])
 
 
 @session_auth.get_user_roles

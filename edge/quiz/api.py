@@ -332,15 +332,22 @@ class AckOut(Out):
                    409: "Closed question, already submitted, another student's answer, or a reused id with other content",
                    422: "Not a valid answer for this question", 503: "Busy: send it again"})
 def answer(body: AnswerIn) -> tuple[dict[str, Any], int]:
+    # Tablets' answers usually take the fast path (edge/quiz/answer_endpoint.py), which calls
+    # submit_answer too; this view answers the rest (cookies, errors of the request itself).
     sid, cid = _student()
-    a = sessions.AnswerIn(body.client_id.lower(), body.session_id, body.item_id, body.student_id, body.response, body.final,
-                          body.answered_at, body.sent_at)
     try:
-        # Group commit: one transaction and one fsync for every answer arriving together (edge/quiz/writer.py).
-        ack, created = writer_for(current_hub()).submit(a, sid, cid, db=db())
+        ack, created = submit_answer(current_hub(), db(), body, sid, cid)
     except sessions.QuizError as err:
         _fail(err)
     return ack, 201 if created else 200
+
+
+def submit_answer(hub: Any, database: Any, body: AnswerIn, student_id: int, class_id: int) -> tuple[dict[str, Any], bool]:
+    """Store a validated answer of the signed-in student; (ack, created) once it is durable. Raises QuizError."""
+    a = sessions.AnswerIn(body.client_id.lower(), body.session_id, body.item_id, body.student_id, body.response, body.final,
+                          body.answered_at, body.sent_at)
+    # Group commit: one transaction and one fsync for every answer arriving together (edge/quiz/writer.py).
+    return writer_for(hub).submit(a, student_id, class_id, db=database)
 
 
 class CurrentOut(Out):
