@@ -5,13 +5,14 @@ limit: Flask's and APIFlask's per-request machinery (request context, hooks, the
 and schema decorators, the response object) was ~0.3 ms of CPU of an answer's ~0.95 ms
 (``tests/bench/bench_quiz.py``, README "Quizzes"), for no work of the answer's own.
 
-This WSGI middleware takes only the request a tablet sends: a ``Bearer`` session and an
-``X-Device-Token`` header, a JSON body within ``http.max_body_bytes``, from a signed-in
-student, that parses and validates as :class:`edge.quiz.api.AnswerIn`. It then does what
+This WSGI middleware takes only the request a tablet sends: a session and a device token
+(``Authorization: Bearer`` and ``X-Device-Token`` headers, or the web app's cookies), a
+JSON body within ``http.max_body_bytes``, from a signed-in student, that parses and
+validates as :class:`edge.quiz.api.AnswerIn`. It then does what
 the Flask view does, with the same parts (``authenticate_session``, the same schema,
 ``submit_answer``), and answers as the Flask app does: the same status, body and
-headers, the same request metrics and access log line. Anything else (cookies instead
-of headers, another role, a body that does not parse or validate, a chunked or oversize
+headers, the same request metrics and access log line. Anything else (another kind of
+credential, another role, a body that does not parse or validate, a chunked or oversize
 body) goes to the Flask app with the body already read handed on, and is answered
 there exactly as before, so every error of the request itself is still the Flask route's.
 The route stays registered in Flask, for the OpenAPI document and for those requests.
@@ -29,8 +30,9 @@ from typing import Any
 
 import orjson
 from pydantic import ValidationError
+from werkzeug.http import parse_cookie
 
-from edge.auth.guard import DEVICE_HEADER, STUDENT, authenticate_session
+from edge.auth.guard import DEVICE_COOKIE, DEVICE_HEADER, SESSION_COOKIE, STUDENT, authenticate_session
 from edge.errors import BUSY_DETAIL, INTERNAL_ERROR_DETAIL, PROBLEM_MIMETYPE, problem_json
 from edge.health.metrics import request_metrics
 from edge.quiz.api import AnswerIn, submit_answer
@@ -96,10 +98,21 @@ class AnswerEndpoint:
 
     def _take(self, environ: dict[str, Any]) -> tuple[AnswerIn, int, int] | None:
         """The validated answer and its student's (id, class), or None: the Flask app answers this request."""
-        auth = environ.get("HTTP_AUTHORIZATION", "")
-        device_token = environ.get(_DEVICE_KEY)
         length = environ.get("CONTENT_LENGTH", "")
-        if not (auth[:7] == "Bearer " and device_token and length.isdigit() and 0 < int(length) <= self._max_body):
+        if not (length.isdigit() and 0 < int(length) <= self._max_body):
+            return None
+        # The credentials as the Flask auth takes them: the header, else the cookie (the web app's).
+        auth = environ.get("HTTP_AUTHORIZATION")
+        device_token = environ.get(_DEVICE_KEY)
+        cookies = parse_cookie(environ.get("HTTP_COOKIE")) if auth is None or not device_token else None
+        if auth is None:
+            token = cookies.get(SESSION_COOKIE) if cookies else None
+        elif auth[:7] == "Bearer ":
+            token = auth[7:]
+        else:
+            return None
+        device_token = device_token or (cookies.get(DEVICE_COOKIE) if cookies else None)
+        if not token or not device_token or " " in token:
             return None
         if environ.get("CONTENT_TYPE", "").partition(";")[0].strip().lower() != "application/json" or "HTTP_TRANSFER_ENCODING" in environ:
             return None
@@ -108,9 +121,6 @@ class AnswerEndpoint:
         environ["wsgi.input"] = io.BytesIO(raw)
         if len(raw) != int(length):
             return None  # the client sent less than it announced: Flask's error
-        token = auth[7:]
-        if not token or " " in token:
-            return None
         principal = authenticate_session(self._hub.databases.get().conn, token, device_token)
         if principal is None or principal.role != STUDENT or principal.student_id is None:
             return None

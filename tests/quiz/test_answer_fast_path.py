@@ -131,9 +131,14 @@ def test_what_the_fast_path_does_not_take_reaches_flask_unchanged(room: QuizRoom
     a, b = _items(room)
     sid = room.start([a, b])
     h = room.pupils[0].headers
-    # a browser signed in with cookies: stored by the Flask route
-    r = _cookie_client(room).post(PATH, json=_body(room, sid, a))
-    assert r.status_code == 201 and paths.to_flask == 1
+    # the web app signed in with cookies takes the fast path too, and is answered as by Flask
+    body = _body(room, sid, a)
+    r = _cookie_client(room).post(PATH, json=body)
+    assert r.status_code == 201 and paths.to_flask == 0
+    browser_flask = Client(paths.inner, Response)
+    browser_flask.set_cookie(SESSION_COOKIE, h["Authorization"].split()[1])
+    browser_flask.set_cookie(DEVICE_COOKIE, h["X-Device-Token"])
+    _same(_cookie_client(room).post(PATH, json=body), browser_flask.post(PATH, json=body))
     teacher = room.teacher
     bad: list[tuple[str, dict[str, Any]]] = [
         ("not valid", {"json": {"session_id": sid}, "headers": h}),
@@ -145,6 +150,7 @@ def test_what_the_fast_path_does_not_take_reaches_flask_unchanged(room: QuizRoom
         ("another tablet's token", {"json": _body(room, sid, a), "headers": {**h, "X-Device-Token": room.pupils[1].headers["X-Device-Token"]}}),
         ("no session", {"json": _body(room, sid, a), "headers": {"X-Device-Token": h["X-Device-Token"]}}),
         ("a bad session", {"json": _body(room, sid, a), "headers": {**h, "Authorization": "Bearer nope"}}),
+        ("another scheme", {"json": _body(room, sid, a), "headers": {**h, "Authorization": "Basic bm9wZTpub3Bl"}}),
         ("too big", {"data": b'{"x": "' + b"a" * (room.env.config.http.max_body_bytes + 1) + b'"}',
                      "headers": {**h, "Content-Type": "application/json"}}),
     ]
@@ -155,6 +161,7 @@ def test_what_the_fast_path_does_not_take_reaches_flask_unchanged(room: QuizRoom
         assert paths.to_flask == seen + 1, name
         _same(fast, flask)
     assert room.env.count("quiz_answers") == 1  # only the browser's
+    assert paths.to_flask == len(bad)
 
 
 def test_an_unexpected_failure_is_a_problem_document_not_a_trace(room: QuizRoom, paths: Paths, monkeypatch: pytest.MonkeyPatch) -> None:
