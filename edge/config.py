@@ -43,7 +43,11 @@ class HubSection(_Section):
 class HttpSection(_Section):
     host: str = Field("0.0.0.0", description="Address the HTTP server binds to.")
     port: int = Field(8080, ge=1, le=65535, description="TCP port of the API and web UI.")
-    workers: int = Field(2, ge=1, le=16, description="gunicorn worker processes (one per core is right).")
+    workers: int = Field(
+        4, ge=1, le=16,
+        description="gunicorn worker processes. Two per core: a process runs its Python under one GIL and, between "
+        "its waits (commits, fsyncs, the write lock), keeps ~0.7 of a core busy (README, Quizzes: workers).",
+    )
     threads: int = Field(
         128, ge=8, le=512,
         description="Threads per worker. Each open live-event (SSE) stream holds one, so this must "

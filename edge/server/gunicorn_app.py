@@ -2,8 +2,8 @@
 
 Why gunicorn with gthread workers (measured in ``tests/bench/bench_wsgi.py``,
 figures in the README; the workers are gthread's with one change, ``edge/server/worker.py``):
-one process per core gets both cores working on bursts
-from 55 tablets, and a thread per connection lets ~60 Server-Sent-Event
+several processes (http.workers, two per core) get both cores working on
+bursts from 55 tablets, and a thread per connection lets ~60 Server-Sent-Event
 streams stay open without starving ordinary requests, with no monkey-patching
 (gevent) of SQLite, zeroconf or argon2.
 

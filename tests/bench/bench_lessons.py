@@ -3,7 +3,7 @@
     .venv/bin/python tests/bench/bench_lessons.py            # ~2 minutes; needs wrk and nginx (apt-get install -y wrk nginx)
 
 1. Throughput: 50 concurrent clients (wrk -c50, 3 alternating rounds of 10 s, medians) downloading (a) the same 50 MB file,
-   (b) 50 different 5 MB files, from ``classroom-hub serve`` (2 gthread workers,
+   (b) 50 different 5 MB files, from ``classroom-hub serve`` (its gthread workers,
    authenticated GET /api/v1/content/sha256/<hash>, sendfile) and from nginx (2
    worker processes, sendfile on, no auth) serving the very same blob files of the
    hub's content store. Aggregate bytes/s, ratio hub/nginx, hub RSS growth
@@ -247,7 +247,7 @@ def main() -> int:
     load = os.getloadavg()[0]
     lines = [f"machine: {b.machine()}; load average at start {load:.1f}",
              f"load: wrk -c{CLIENTS} -t2 -d{args.duration}s x {args.rounds} alternating rounds (medians) on the same machine; "
-             "hub = classroom-hub serve (2 gthread workers)"]
+             "hub = classroom-hub serve (its gthread workers)"]
     try:
         hub.wait_ready()
         nginx.wait_ready()

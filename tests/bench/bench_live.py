@@ -2,7 +2,7 @@
 
     .venv/bin/python tests/bench/bench_live.py [--events 100] [--listeners 60] [--load-seconds 10]
 
-The hub runs as deployed (``classroom-hub serve``, 2 gthread workers). 60 teacher SSE
+The hub runs as deployed (``classroom-hub serve``, its gthread workers). 60 teacher SSE
 streams (``GET /api/v1/events``) are opened and mapped to the worker holding each (by the
 accepted socket in /proc), so both workers hold listeners. Writes are student sign-ins
 (``POST /api/v1/signin`` on an enrolled tablet), which publish ``student.signed_in`` on
@@ -142,7 +142,7 @@ def main() -> int:
         idle = run_events(pool, owners, writers, args.events)
         lines = [
             f"machine: {b.machine()}",
-            f"hub: classroom-hub serve, 2 gthread workers x 96 threads; {up} SSE listeners split {'/'.join(map(str, sorted(split.values(), reverse=True)))} "
+            f"hub: classroom-hub serve, gthread workers x 96 threads; {up} SSE listeners split {'/'.join(map(str, sorted(split.values(), reverse=True)))} "
             f"over {len(split)} workers; writes alternate over {len(writers)} worker(s)",
         ]
         lines += fmt(f"idle hub, {args.events} events one at a time", idle)

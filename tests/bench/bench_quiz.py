@@ -2,7 +2,7 @@
 
     .venv/bin/python tests/bench/bench_quiz.py [--rounds 50] [--clients 55] [--seconds 10]
 
-The hub runs as deployed (``classroom-hub serve``, 2 gthread workers, synchronous=FULL) on
+The hub runs as deployed (``classroom-hub serve``, its gthread workers, synchronous=FULL) on
 the demo classroom plus ten more students (55). Each client is a signed-in student on its
 own enrolled tablet with a keep-alive connection; the 55 clients are threads spread over
 5 processes (so the Python client's GIL does not queue the requests it is timing), and
@@ -437,6 +437,7 @@ def main() -> int:
     ap.add_argument("--seconds", type=int, default=10)
     ap.add_argument("--synchronous", choices=["FULL", "NORMAL"], default="FULL",
                     help="storage.synchronous of the hub (FULL as shipped; NORMAL shows what the WAL fsync costs)")
+    ap.add_argument("--workers", type=int, help="http.workers of the hub (default: its own, 4)")
     ap.add_argument("--granian", type=int, metavar="THREADS",
                     help="probe: serve the hub's app with granian (2 workers, THREADS blocking threads each; "
                          "pip install granian) instead of classroom-hub serve; see probe_granian.py")
@@ -453,13 +454,14 @@ def main() -> int:
             from probe_granian import start_granian
 
             return start_granian(data, port, logs, args.granian, HUB_STORAGE_SYNCHRONOUS=args.synchronous)
-        return b.start_hub_cli(data, port, logs, HUB_STORAGE_SYNCHRONOUS=args.synchronous)
+        workers = {"HUB_HTTP_WORKERS": str(args.workers)} if args.workers else {}
+        return b.start_hub_cli(data, port, logs, HUB_STORAGE_SYNCHRONOUS=args.synchronous, **workers)
 
     srv = launch()
     srv.wait_ready(timeout=60)
     teacher, class_id, clients = setup(port, room, args.clients)
     n = len(clients)
-    server = f"granian, 2 workers x {args.granian} threads (probe)" if args.granian else "2 gthread workers"
+    server = f"granian, 2 workers x {args.granian} threads (probe)" if args.granian else "the hub's gthread workers (http.workers)"
     print(f"{n} signed-in student tablets, hub pid {srv.proc.pid} ({server}, synchronous={args.synchronous})")
     lines = []
 
