@@ -288,6 +288,9 @@ def prepare_metrics_dir(config: HubConfig) -> None:
 
 def serve(config: HubConfig) -> None:
     """Run the hub in the foreground until SIGTERM/SIGINT."""
+    from edge.runtime.malloc import return_large_blocks
+
+    return_large_blocks()  # before the workers are forked: they inherit it
     prepare_metrics_dir(config)
     from edge.storage.setup import prepare_storage
 

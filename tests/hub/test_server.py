@@ -276,3 +276,17 @@ def test_the_main_process_reports_ready_watchdog_and_stopping_to_systemd(server_
         assert "STOPPING=1" in [line for _, line in heard]
         assert srv.proc.wait(10) == 0
         assert "READY=1" not in [line for _, line in heard]  # ready once per start, not again
+
+
+def test_sign_ins_leave_no_argon2_block_resident_in_the_worker(server_factory: Any) -> None:
+    # Each sign-in's argon2 hash takes 19 MiB; with glibc's dynamic mmap threshold every worker
+    # that handled a sign-in kept that block resident (edge/runtime/malloc.py).
+    srv = server_factory(workers=1).start()
+    worker = srv.processes()[1]
+    assert requests.get(srv.url + "/readyz", timeout=5).status_code == 200
+    before = worker.memory_full_info().uss
+    h = HttpHub(srv)
+    for _ in range(6):
+        h.login()
+    growth_mb = (worker.memory_full_info().uss - before) / 2**20
+    assert growth_mb < 10, growth_mb
