@@ -12,7 +12,6 @@ against 98.0 MB with a fixed threshold, measured). A fixed threshold keeps block
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import logging
 
 log = logging.getLogger(__name__)
@@ -23,10 +22,8 @@ THRESHOLD_BYTES = 128 * 1024  # glibc's own starting value
 
 def return_large_blocks() -> bool:
     """Fix glibc's mmap threshold for this process and the workers it forks; False where it is not glibc."""
-    name = ctypes.util.find_library("c")
     try:
-        libc = ctypes.CDLL(name or "libc.so.6")
-        mallopt = libc.mallopt
+        mallopt = ctypes.CDLL(None).mallopt  # the C library the interpreter is linked with
     except (OSError, AttributeError):
         return False
     mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int

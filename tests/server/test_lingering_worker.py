@@ -72,8 +72,11 @@ def gunicorn() -> Iterator[type[Gunicorn]]:
         g.stop()
 
 
+_leftover: dict[int, bytes] = {}  # bytes read past a response (pipelined ones), per socket
+
+
 def _read_response(s: socket.socket) -> bytes:
-    buf = b""
+    buf = _leftover.pop(s.fileno(), b"")
     while b"\r\n\r\n" not in buf:
         chunk = s.recv(4096)
         if not chunk:
@@ -83,8 +86,10 @@ def _read_response(s: socket.socket) -> bytes:
     length = int(next(line.split(b":")[1] for line in head.split(b"\r\n") if line.lower().startswith(b"content-length")))
     while len(body) < length:
         body += s.recv(4096)
+    if len(body) > length:
+        _leftover[s.fileno()] = body[length:]
     assert head.startswith(b"HTTP/1.1 200"), head
-    return body
+    return body[:length]
 
 
 def ask(s: socket.socket, body: bytes = b"", path: str = "/") -> tuple[int, int, int]:
