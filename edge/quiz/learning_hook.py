@@ -110,6 +110,12 @@ def _record(db: Database, answers: list[GradedAnswer], name: str, module: str = 
     return True
 
 
+def learning_pending(db: Database) -> bool:
+    """Whether any answer waits for its mastery update (a read, no write lock)."""
+    fn = _fn("has_pending", "edge.learning.pending")
+    return fn is not None and bool(fn(db))
+
+
 def apply_pending_learning(db: Database, limit: int) -> int:
     """Turn the oldest ``limit`` queued answers into mastery; the caller owns the write transaction. Returns how many left the queue."""
     fn = _fn("apply_pending", "edge.learning.pending")

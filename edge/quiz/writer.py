@@ -28,9 +28,11 @@ commits instead of polling.
 Personalised learning's mastery update is not part of the answers' commit: the
 commit queues the graded answers for it (``edge.learning.pending``, same
 transaction), and this thread applies the queue in transactions of their own once
-no answer has come for ``LEARNING_IDLE_S`` (so a burst's updates go together, after
-it), and once they have waited ``LEARNING_MAX_LAG_S``, a chunk between answer batches
-under a continuous stream. Learning was about half of what the writer did under the
+no answer has come to any worker for ``LEARNING_IDLE_S`` (so a burst's updates go
+together, after it; the workers share their last commit's time through a small mapped
+file), and once they have waited ``LEARNING_MAX_LAG_S``, a chunk between answer batches
+under a continuous stream. A writer whose owed updates another worker's pass has
+already applied (the queue is one table) finds the queue empty and takes no lock. Learning was about half of what the writer did under the
 lock, and no tablet waits for it.
 """
 
@@ -38,9 +40,11 @@ from __future__ import annotations
 
 import fcntl
 import logging
+import mmap
 import os
 import queue
 import sqlite3
+import struct
 import threading
 import time
 from dataclasses import dataclass, field
@@ -50,7 +54,7 @@ from typing import Any
 from prometheus_client import Counter
 
 from edge.quiz.answer_store import AnswerBatch
-from edge.quiz.learning_hook import GradedAnswer, apply_pending_learning, record_answers_for_learning
+from edge.quiz.learning_hook import GradedAnswer, apply_pending_learning, learning_pending, record_answers_for_learning
 from edge.quiz.sessions import AnswerIn, HubFacts, Lookups, Prepared, QuizError, apply_answer, prepare_answer
 from edge.storage import write_lock
 from edge.storage.db import Database, connect
@@ -111,6 +115,7 @@ class GroupWriter:
         self._learning_since: float | None = None
         self._last_commit = 0.0
         self._learned_last = False
+        self._hub_last_commit: _SharedTime | None = None  # every worker's last answer commit (writer thread only)
 
     def start(self) -> None:
         """Start this process's writer thread now (it starts on first use otherwise)."""
@@ -185,6 +190,7 @@ class GroupWriter:
             db.conn.execute("PRAGMA wal_autocheckpoint = 0")
         self._lock_path.parent.mkdir(parents=True, exist_ok=True)
         lock_fd = write_lock.open_lock(self._lock_path)
+        self._hub_last_commit = _SharedTime(self._lock_path.with_name(LAST_COMMIT_FILE))
         # Answers queued for learning before a restart (or by the other worker) are owed too.
         self._learning_since = time.monotonic()
         while True:
@@ -203,6 +209,7 @@ class GroupWriter:
                 if self._commit(db, lock_fd, first, batch) and self._learning_since is None:
                     self._learning_since = time.monotonic()
                 self._last_commit = time.monotonic()
+                self._hub_last_commit.set(self._last_commit)
             except Exception as exc:  # the whole batch failed to commit: nobody is acknowledged
                 log.exception("answer batch failed", extra={"answers": len(batch)})
                 failed = QuizError(503, "write-failed", f"the answer could not be stored ({type(exc).__name__}); it will be sent again")
@@ -235,13 +242,20 @@ class GroupWriter:
             return 0.0  # overdue: a chunk now, then an answer batch, and so on
         if not self._queue.empty():
             return LEARNING_IDLE_S  # answers first (the writer's get returns one at once)
-        return max(0.0, self._last_commit + LEARNING_IDLE_S - now)
+        # Idle means the hub's: another worker may still be committing the same burst's answers.
+        last = max(self._last_commit, self._hub_last_commit.get() if self._hub_last_commit is not None else 0.0)
+        return max(0.0, last + LEARNING_IDLE_S - now)
 
     def _learn(self, db: Database, lock_fd: int) -> None:
         """One transaction of queued mastery updates (``edge.learning.pending``), under the write lock."""
         cpu0 = time.thread_time()
         conn = db.conn
         self._learned_last = True
+        if not learning_pending(db):
+            # Another worker's pass took them (they share one queue): no write transaction for nothing.
+            self._learning_since = None
+            WRITER_CPU.inc(time.thread_time() - cpu0)
+            return
         fcntl.flock(lock_fd, fcntl.LOCK_EX)
         t0 = time.perf_counter()
         try:
@@ -348,6 +362,34 @@ class GroupWriter:
             job.error = exc if isinstance(exc, QuizError) else QuizError(500, "internal-error", "the answer could not be processed")
             if not isinstance(exc, QuizError):
                 log.exception("answer failed", extra={"client_id": job.answer.client_id})
+
+
+LAST_COMMIT_FILE = "quiz-last-commit"
+
+
+class _SharedTime:
+    """One CLOCK_MONOTONIC reading every worker process maps (the clock is the machine's, not the process's).
+
+    The writers record their last answer commit here, so a writer owing mastery updates waits
+    until the whole hub, not only its own process, has had no answer for ``LEARNING_IDLE_S``.
+    A torn read between two writes can only make a writer wait a little more or less once.
+    """
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            if os.fstat(fd).st_size < 8:
+                os.ftruncate(fd, 8)
+            self._map = mmap.mmap(fd, 8)
+        finally:
+            os.close(fd)
+
+    def get(self) -> float:
+        return float(struct.unpack_from("<d", self._map, 0)[0])
+
+    def set(self, t: float) -> None:
+        struct.pack_into("<d", self._map, 0, t)
 
 
 class _Syncer:

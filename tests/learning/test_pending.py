@@ -165,6 +165,41 @@ def test_the_writer_puts_mastery_updates_off_until_answers_pause_or_they_waited_
     assert 0.9 < gw._learning_wait() <= 1  # backing off after a failure
 
 
+def test_mastery_updates_wait_until_no_worker_has_committed_answers_for_a_moment(lhub: HubEnv, tmp_path: Path) -> None:
+    cfg = lhub.config
+    hub = lhub.app.extensions["classroom_hub"]
+    gw = w.GroupWriter(cfg.db_path, 5000, "FULL", write_lock.lock_path(cfg.run_dir), hub.bus, w.HubFacts(hub.hub_id, cfg.hub.timezone))
+    gw._hub_last_commit = w._SharedTime(tmp_path / w.LAST_COMMIT_FILE)
+    other_worker = w._SharedTime(tmp_path / w.LAST_COMMIT_FILE)  # the same file, mapped by another writer
+    gw._learning_since = time.monotonic() - 0.1
+    gw._last_commit = time.monotonic() - 1  # this worker has had no answer for a second
+    assert gw._learning_wait() == 0.0
+    other_worker.set(time.monotonic())  # but another worker has just committed some
+    assert 0 < gw._learning_wait() <= w.LEARNING_IDLE_S
+
+
+def test_a_writer_owing_updates_another_worker_applied_takes_no_write_lock(lhub: HubEnv) -> None:
+    cfg = lhub.config
+    hub = lhub.app.extensions["classroom_hub"]
+    gw = w.GroupWriter(cfg.db_path, 5000, "FULL", write_lock.lock_path(cfg.run_dir), hub.bus, w.HubFacts(hub.hub_id, cfg.hub.timezone))
+    db = connect(cfg.db_path)
+    held = write_lock.open_lock(write_lock.lock_path(cfg.run_dir))
+    mine = write_lock.open_lock(write_lock.lock_path(cfg.run_dir))
+    try:
+        assert not pending.has_pending(db)
+        gw._learning_since = time.monotonic() - 1
+        fcntl.flock(held, fcntl.LOCK_EX)  # the lock is busy: a pass would wait for it
+        done = threading.Event()
+        threading.Thread(target=lambda: (gw._learn(db, mine), done.set()), daemon=True).start()
+        assert done.wait(2), "the writer waited for the write lock with nothing to apply"
+        assert gw._learning_since is None
+    finally:
+        fcntl.flock(held, fcntl.LOCK_UN)
+        os.close(held)
+        os.close(mine)
+        db.conn.close()
+
+
 def test_the_backlog_shows_in_metrics_and_status(lhub: HubEnv, ldb: Database) -> None:
     from click.testing import CliRunner
 
