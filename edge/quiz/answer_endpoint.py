@@ -8,8 +8,8 @@ and schema decorators, the response object) was ~0.3 ms of CPU of an answer's ~0
 This WSGI middleware takes only the request a tablet sends: a session and a device token
 (``Authorization: Bearer`` and ``X-Device-Token`` headers, or the web app's cookies), a
 JSON body within ``http.max_body_bytes``, from a signed-in student, that parses and
-validates as :class:`edge.quiz.api.AnswerIn`. It then does what
-the Flask view does, with the same parts (``authenticate_session``, the same schema,
+validates as :class:`edge.quiz.api.AnswerIn`. It then does what the Flask view does,
+with the same parts (``authenticate_session``, the same schema,
 ``submit_answer``), and answers as the Flask app does: the same status, body and
 headers, the same request metrics and access log line. Anything else (another kind of
 credential, another role, a body that does not parse or validate, a chunked or oversize
@@ -99,7 +99,8 @@ class AnswerEndpoint:
     def _take(self, environ: dict[str, Any]) -> tuple[AnswerIn, int, int] | None:
         """The validated answer and its student's (id, class), or None: the Flask app answers this request."""
         length = environ.get("CONTENT_LENGTH", "")
-        if not (length.isdigit() and 0 < int(length) <= self._max_body):
+        size = int(length) if length.isdigit() else 0
+        if not 0 < size <= self._max_body:
             return None
         # The credentials as the Flask auth takes them: the header, else the cookie (the web app's).
         auth = environ.get("HTTP_AUTHORIZATION")
@@ -116,10 +117,10 @@ class AnswerEndpoint:
             return None
         if environ.get("CONTENT_TYPE", "").partition(";")[0].strip().lower() != "application/json" or "HTTP_TRANSFER_ENCODING" in environ:
             return None
-        raw = environ["wsgi.input"].read(int(length))
+        raw = environ["wsgi.input"].read(size)
         # Handed on if the Flask app has to answer after all (it reads the same bytes).
         environ["wsgi.input"] = io.BytesIO(raw)
-        if len(raw) != int(length):
+        if len(raw) != size:
             return None  # the client sent less than it announced: Flask's error
         principal = authenticate_session(self._hub.databases.get().conn, token, device_token)
         if principal is None or principal.role != STUDENT or principal.student_id is None:

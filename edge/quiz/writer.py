@@ -32,8 +32,8 @@ no answer has come to any worker for ``LEARNING_IDLE_S`` (so a burst's updates g
 together, after it; the workers share their last commit's time through a small mapped
 file), and once they have waited ``LEARNING_MAX_LAG_S``, a chunk between answer batches
 under a continuous stream. A writer whose owed updates another worker's pass has
-already applied (the queue is one table) finds the queue empty and takes no lock. Learning was about half of what the writer did under the
-lock, and no tablet waits for it.
+already applied (the queue is one table) finds the queue empty and takes no lock.
+Learning was about half of what the writer did under the lock, and no tablet waits for it.
 """
 
 from __future__ import annotations
@@ -376,8 +376,7 @@ class _SharedTime:
     """
 
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        fd = write_lock.open_lock(path)  # the same small private file in the run directory as the lock's
         try:
             if os.fstat(fd).st_size < 8:
                 os.ftruncate(fd, 8)
