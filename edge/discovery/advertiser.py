@@ -135,16 +135,7 @@ class HubAdvertiser:
 
     def stop(self) -> None:
         """Send goodbyes for every service, then close the sockets. Safe to call twice."""
-        self._stop.set()
-        watcher = self._watcher
-        if watcher is not None:
-            watcher.wake()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-            self._thread = None
-        if watcher is not None:
-            watcher.close()
-            self._watcher = None
+        self._stop_watching()
         with self._lock:
             zc, self._zc = self._zc, None
             if zc is None:
@@ -155,6 +146,32 @@ class HubAdvertiser:
                 log.warning("mdns goodbyes failed", extra={"error": str(exc)})
             zc.close()
         log.info("mdns stopped", extra={"names": self.names})
+
+    def discard(self) -> None:
+        """Close without goodbyes, for an instance replaced by another announcing the same names."""
+        self._stop_watching()
+        with self._lock:
+            zc, self._zc = self._zc, None
+            if zc is None:
+                return
+            try:
+                self._forget_without_goodbye(zc)
+            except Exception as exc:
+                log.warning("mdns discard: registry not cleared", extra={"error": str(exc)})
+            zc.close()
+        log.info("mdns discarded without goodbyes", extra={"names": self.names})
+
+    def _stop_watching(self) -> None:
+        self._stop.set()
+        watcher = self._watcher
+        if watcher is not None:
+            watcher.wake()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+            self._thread = None
+        if watcher is not None:
+            watcher.close()
+            self._watcher = None
 
     def is_alive(self) -> bool:
         """True while announcing and the address watcher is not stuck (for a systemd watchdog)."""

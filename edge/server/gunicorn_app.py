@@ -23,8 +23,10 @@ import logging
 import os
 import shutil
 import signal
+import sys
 import threading
 import time
+import traceback
 from typing import Any
 
 from gunicorn import glogging
@@ -40,7 +42,17 @@ DISCOVERY_STATE_FILE = "discovery.state"
 
 
 class _Advertising:
-    """Starts the mDNS advertiser off the arbiter's loop and reports its state."""
+    """Starts the mDNS advertiser off the arbiter's loop and reports its state.
+
+    A registration normally takes ~2 s (probing, then three announcements). One that has
+    not finished after ``REGISTER_DEADLINE_S`` is logged with every thread's stack, set
+    aside and started again with a fresh zeroconf instance: a hung registration must not
+    keep the hub from ever reporting READY (systemd would kill it at its start timeout
+    and the classroom would see restarts with nothing in the journal to say why).
+    """
+
+    REGISTER_DEADLINE_S = 12.0
+    ATTEMPTS = 3
 
     def __init__(self, config: HubConfig, hub_id: str) -> None:
         self.config = config
@@ -56,24 +68,38 @@ class _Advertising:
             return
         threading.Thread(target=self._run, name="mdns-start", daemon=True).start()
 
-    def _run(self) -> None:
+    def _new_advertiser(self) -> Any:
         from edge.discovery.advertiser import HubAdvertiser
 
         d = self.config.discovery
-        try:
-            self.advertiser = HubAdvertiser(
-                hub_id=self.hub_id,
-                school=self.config.hub.school,
-                room=self.config.hub.room,
-                port=self.config.http.port,
-                hostname=d.hostname,
-                interfaces=d.interfaces or None,
-                address_poll_s=d.address_poll_s,
+        return HubAdvertiser(
+            hub_id=self.hub_id,
+            school=self.config.hub.school,
+            room=self.config.hub.room,
+            port=self.config.http.port,
+            hostname=d.hostname,
+            interfaces=d.interfaces or None,
+            address_poll_s=d.address_poll_s,
+        )
+
+    def _run(self) -> None:
+        for attempt in range(1, self.ATTEMPTS + 1):
+            registration = _Registration(self._new_advertiser(), attempt)
+            if registration.wait(self.REGISTER_DEADLINE_S):
+                if registration.error is None:
+                    self.advertiser = registration.advertiser
+                else:  # the hub still serves by address without mDNS
+                    self.failed = registration.error
+                    log.error("mDNS advertising failed; tablets must be given the address", extra={"error": self.failed})
+                break
+            log.warning(
+                "mDNS registration did not finish; starting it again",
+                extra={"attempt": attempt, "deadline_s": self.REGISTER_DEADLINE_S, "threads": _thread_stacks()},
             )
-            self.advertiser.start()
-        except Exception as exc:  # the hub still serves by address without mDNS
-            self.failed = str(exc)
-            log.error("mDNS advertising failed; tablets must be given the address", extra={"error": str(exc)})
+            registration.abandon()
+        else:
+            self.failed = f"registration did not finish in {self.ATTEMPTS} attempts of {self.REGISTER_DEADLINE_S:g} s"
+            log.error("mDNS advertising failed; tablets must be given the address", extra={"error": self.failed})
         self._record(f"failed: {self.failed}" if self.failed else "registered")
         self.registered.set()
 
@@ -92,6 +118,57 @@ class _Advertising:
                 self.advertiser.stop()
             except Exception:
                 log.exception("mDNS goodbye failed")
+
+
+class _Registration:
+    """One attempt at ``HubAdvertiser.start()``, in its own thread so the caller can stop waiting."""
+
+    def __init__(self, advertiser: Any, attempt: int) -> None:
+        self.advertiser = advertiser
+        self.error: str | None = None
+        self._done = threading.Event()
+        self._lock = threading.Lock()
+        self._abandoned = False
+        threading.Thread(target=self._run, name=f"mdns-register-{attempt}", daemon=True).start()
+
+    def wait(self, timeout: float) -> bool:
+        return self._done.wait(timeout)
+
+    def abandon(self) -> None:
+        """Give up on this attempt; if it finishes later, it withdraws quietly."""
+        with self._lock:
+            self._abandoned = True
+            finished = self._done.is_set() and self.error is None
+        if finished:
+            self._discard()
+
+    def _run(self) -> None:
+        try:
+            self.advertiser.start()
+        except Exception as exc:
+            self.error = str(exc) or type(exc).__name__
+        with self._lock:
+            self._done.set()
+            late = self._abandoned and self.error is None
+        if late:
+            log.warning("an abandoned mDNS registration finished late; withdrawing it")
+            self._discard()
+
+    def _discard(self) -> None:
+        # No goodbyes: the attempt that replaced this one announces the same names.
+        try:
+            self.advertiser.discard()
+        except Exception:
+            log.exception("discarding an abandoned mDNS registration failed")
+
+
+def _thread_stacks() -> dict[str, str]:
+    """Every thread's current stack, for a log line about something stuck."""
+    names = {t.ident: t.name for t in threading.enumerate()}
+    return {
+        f"{names.get(ident, 'thread')}-{ident}": "".join(traceback.format_stack(frame)[-12:])
+        for ident, frame in sys._current_frames().items()
+    }
 
 
 class HubArbiter(Arbiter):

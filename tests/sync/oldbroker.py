@@ -83,6 +83,7 @@ class OldBroker:
         self._server_ctx.load_cert_chain(str(server_cert), str(server_key))
         self._client_ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=str(ca_file))
         self.levels: Counter[int] = Counter()  # CONNECTs seen, by protocol level
+        self.cuts: list[int] = []  # connections dropped by each cut()
         self._listener: socket.socket | None = None
         self._pairs: list[tuple[socket.socket, socket.socket]] = []
         self._lock = threading.Lock()
@@ -103,13 +104,17 @@ class OldBroker:
     def cut(self) -> None:
         with self._lock:
             pairs, self._pairs = self._pairs, []
-        for a, b in pairs:
-            for s in (a, b):
-                try:
-                    s.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
-                s.close()
+        # The broker's side first, every pair, before any client can notice and reconnect:
+        # the broker then always sees the drop (and publishes last wills) ahead of a new CONNECT.
+        sockets = [b for _, b in pairs] + [a for a, _ in pairs]
+        for s in sockets:
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        for s in sockets:
+            s.close()
+        self.cuts.append(len(pairs))
 
     def _accept(self) -> None:
         assert self._listener is not None

@@ -65,7 +65,10 @@ def test_a_311_only_broker_gets_the_whole_protocol_over_311(tmp_path, pki, distr
         more = write_day(hub.db, hub.hub_id, scale=0.02, seed=2)
         v5_before = proxy.levels[5]
         proxy.cut()
-        wait_for(lambda: "offline" in statuses, 20, "the last will (offline)")
+        try:
+            wait_for(lambda: "offline" in statuses, 20, "the last will (offline)")
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}; statuses {statuses}, cut {proxy.cuts} connections; broker log:\n{_broker_story(broker)}") from None
         wait_for(agent.uplink.drained, 60, "the rest after the cut")
         assert_exactly_once(url, hub, n + more)
         assert proxy.levels[5] == v5_before  # the fallback sticks: no new v5 attempts
@@ -77,3 +80,9 @@ def test_a_311_only_broker_gets_the_whole_protocol_over_311(tmp_path, pki, distr
         ingest.stop()
         proxy.stop()
         broker.stop()
+
+
+def _broker_story(broker: Broker) -> str:
+    """The broker's log without the per-packet lines: who connected and left, and how."""
+    lines = broker.log.read_text(errors="replace").splitlines()
+    return "\n".join(line for line in lines if not any(k in line for k in ("PUBLISH", "PUBACK", "PINGREQ", "PINGRESP", "PUBREC", "PUBREL", "PUBCOMP")))[-4000:]
