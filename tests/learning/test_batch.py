@@ -115,3 +115,26 @@ def test_a_refused_answer_in_a_batch_writes_nothing_for_it(lhub: HubEnv, ldb: Da
                                    Answer(sid, "m.add-1", ["m.missing"], True, 3.0, "x3")])
     assert out[0] and out[1] == {} and out[2] == {}
     assert [r[0] for r in ldb.execute("SELECT answer_id FROM learning_answers")] == ["x1"]
+
+
+def test_answers_the_network_does_not_cover_leave_the_stored_state_unwritten(lhub: HubEnv, ldb: Database) -> None:
+    sid = students(lhub)[0]
+    state_sql = "SELECT h, c, p, steps, last_answer, updated_at FROM learning_state WHERE student_id = ?"
+    with transaction(ldb):
+        record_answers(ldb, [Answer(sid, "m.count-1", ["m.count"], True, 1.0, "s1")])
+    first = ldb.execute(state_sql, (sid,)).fetchone()
+    s1 = ldb.execute("SELECT id FROM learning_answers WHERE answer_id = 's1'").fetchone()[0]
+    assert first[3] == 1 and first[4] == s1
+
+    # "m.shape" has no network skill: BKT and evidence learn from these, the ~19 KB state row is not rewritten.
+    with transaction(ldb):
+        record_answers(ldb, [Answer(sid, "m.shape-1", ["m.shape"], True, 2.0, "s2"), Answer(sid, "m.shape-2", ["m.shape"], False, 3.0, "s3")])
+    assert ldb.execute(state_sql, (sid,)).fetchone() == first
+    assert ldb.execute("SELECT answers FROM learning_evidence WHERE student_id = ? AND kp_id = 'm.shape'", (sid,)).fetchone() == (2,)
+
+    # The next answer the network does cover steps the state from where it was.
+    with transaction(ldb):
+        record_answers(ldb, [Answer(sid, "m.add-1", ["m.add", "m.shape"], False, 4.0, "s4")])
+    after = ldb.execute(state_sql, (sid,)).fetchone()
+    s4 = ldb.execute("SELECT id FROM learning_answers WHERE answer_id = 's4'").fetchone()[0]
+    assert after[3] == 2 and after[4] == s4 and after[0] != first[0]
