@@ -27,7 +27,9 @@ else the machine is doing; latencies and rates do.
   client read its acknowledgement (CLOCK_MONOTONIC is shared by all processes).
 - Sustained: the 55 clients answer in a loop (answer changes, each a new submission) for
   ``--seconds``; answers/s, against ``GET /api/v1/me`` in a loop by the same clients for
-  the same time (the floor), and the ratio.
+  the same time (the floor), and the ratio. The two alternate in ``--slices`` slices
+  (GET, answers, GET, answers, ...) so a drift of the machine's speed during the run
+  weighs on both alike; each slice's ratio is printed too.
 - Crash: the clients answer a fresh 50-question session back to back; after ~1 s the hub
   is killed with SIGKILL (arbiter and workers), restarted on the same data, and every
   client resends whatever it did not get acknowledged (same client ids) until it is.
@@ -310,6 +312,11 @@ class Phase:
     def __init__(self, rows: list[Any], client_cpu_s: float, hub_cpu_s: float | None) -> None:
         self.rows, self.client_cpu_s, self.hub_cpu_s = rows, client_cpu_s, hub_cpu_s
 
+    @staticmethod
+    def combined(phases: list[Phase]) -> Phase:
+        hub = None if any(p.hub_cpu_s is None for p in phases) else sum(p.hub_cpu_s or 0.0 for p in phases)
+        return Phase([r for p in phases for r in p.rows], sum(p.client_cpu_s for p in phases), hub)
+
     def per_request_ms(self, n: int) -> str:
         hub = f"hub {self.hub_cpu_s / n * 1000:.2f} ms" if self.hub_cpu_s is not None and n else "hub n/a"
         return f"{hub}, clients {self.client_cpu_s / max(n, 1) * 1000:.2f} ms CPU per request"
@@ -435,6 +442,7 @@ def main() -> int:
     ap.add_argument("--rounds", type=int, default=50)
     ap.add_argument("--clients", type=int, default=55)
     ap.add_argument("--seconds", type=int, default=10)
+    ap.add_argument("--slices", type=int, default=5, help="sustained: GET and answer loops alternate in this many slices of each (seconds / slices long)")
     ap.add_argument("--synchronous", choices=["FULL", "NORMAL"], default="FULL",
                     help="storage.synchronous of the hub (FULL as shipped; NORMAL shows what the WAL fsync costs)")
     ap.add_argument("--workers", type=int, help="http.workers of the hub (default: its own, 4)")
@@ -502,14 +510,26 @@ def main() -> int:
         print(line, flush=True)
 
     # -- sustained -----------------------------------------------------------------------------
-    floor = run_clients(port, clients, "loop", {"kind": "get", "seconds": args.seconds}, srv=srv)
+    # Floor and answers alternate in slices (GET, answers, GET, answers, ...), each kind
+    # --seconds in all: this machine's speed drifts by 20 % and more within a minute (the
+    # same GET loop measured 0.78 and 0.98 ms of hub CPU per request in two runs), and one
+    # long phase after the other put all of a drift into the ratio.
+    slice_s = args.seconds / args.slices
+    floors: list[Phase] = []
+    loops: list[Phase] = []
     wm0 = writer_metrics(port)
-    loop = run_clients(port, clients, "loop", {"kind": "answer", "seconds": args.seconds, "session": session, "items": items}, srv=srv)
+    for _ in range(args.slices):
+        floors.append(run_clients(port, clients, "loop", {"kind": "get", "seconds": slice_s}, srv=srv))
+        loops.append(run_clients(port, clients, "loop", {"kind": "answer", "seconds": slice_s, "session": session, "items": items}, srv=srv))
     wm1 = writer_metrics(port)
+    floor, loop = Phase.combined(floors), Phase.combined(loops)
     floor_rows, loop_rows = floor.rows, loop.rows
     floor_ok = sum(1 for r in floor_rows if r[1] == 200)
     loop_ok = sum(1 for r in loop_rows if r[1] in (200, 201))
     floor_rps, loop_rps = floor_ok / args.seconds, loop_ok / args.seconds
+    slice_ratios = " / ".join(
+        f"{sum(1 for r in lp.rows if r[1] in (200, 201)) / max(1, sum(1 for r in fl.rows if r[1] == 200)):.2f}" for fl, lp in zip(floors, loops, strict=True)
+    )
     wrk_line = ""
     if b.wrk_available():
         w = b.run_wrk(port, "/api/v1/me", teacher, connections=n, duration_s=args.seconds)
@@ -517,7 +537,7 @@ def main() -> int:
     lines += [
         f"sustained ({n} clients in a loop, {args.seconds} s): {loop_rps:.0f} answers/s (errors {len(loop_rows) - loop_ok}, "
         f"p99 {b.pct(lat(loop_rows), 99):.1f} ms) vs floor GET /api/v1/me {floor_rps:.0f} req/s by the same clients: "
-        f"ratio {b.ratio(loop_rps, floor_rps)} (target >= 0.50x)",
+        f"ratio {b.ratio(loop_rps, floor_rps)} (target >= 0.50x); {args.slices} alternating slices of {slice_s:g} s each, slice ratios {slice_ratios}",
         f"  CPU in the loops: answers {loop.per_request_ms(len(loop_rows))}; GET /api/v1/me {floor.per_request_ms(len(floor_rows))}",
         f"  {writer_line(wm0, wm1)}",
     ] + ([wrk_line] if wrk_line else [])
