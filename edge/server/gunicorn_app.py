@@ -197,6 +197,13 @@ class HubArbiter(Arbiter):
             if saved is not None:
                 os.environ["NOTIFY_SOCKET"] = saved
 
+    def wait_for_signals(self, timeout: float = 1.0) -> list[int]:
+        # The main loop pings the watchdog once per turn, and a turn waits up to a second
+        # for a signal: with WatchdogSec under 2 s the pings would come later than half of it.
+        if self._watchdog_every is not None:
+            timeout = min(timeout, self._watchdog_every)
+        return super().wait_for_signals(timeout)
+
     def murder_workers(self) -> None:
         super().murder_workers()
         self._tick()
