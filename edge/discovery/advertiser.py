@@ -135,31 +135,27 @@ class HubAdvertiser:
 
     def stop(self) -> None:
         """Send goodbyes for every service, then close the sockets. Safe to call twice."""
-        self._stop_watching()
-        with self._lock:
-            zc, self._zc = self._zc, None
-            if zc is None:
-                return
-            try:
-                zc.unregister_all_services()
-            except Exception as exc:
-                log.warning("mdns goodbyes failed", extra={"error": str(exc)})
-            zc.close()
-        log.info("mdns stopped", extra={"names": self.names})
+        self._close(goodbyes=True)
 
     def discard(self) -> None:
         """Close without goodbyes, for an instance replaced by another announcing the same names."""
+        self._close(goodbyes=False)
+
+    def _close(self, goodbyes: bool) -> None:
         self._stop_watching()
         with self._lock:
             zc, self._zc = self._zc, None
             if zc is None:
                 return
             try:
-                self._forget_without_goodbye(zc)
+                if goodbyes:
+                    zc.unregister_all_services()
+                else:
+                    self._forget_without_goodbye(zc)
             except Exception as exc:
-                log.warning("mdns discard: registry not cleared", extra={"error": str(exc)})
+                log.warning("mdns goodbyes failed" if goodbyes else "mdns discard: registry not cleared", extra={"error": str(exc)})
             zc.close()
-        log.info("mdns discarded without goodbyes", extra={"names": self.names})
+        log.info("mdns stopped" if goodbyes else "mdns discarded without goodbyes", extra={"names": self.names})
 
     def _stop_watching(self) -> None:
         self._stop.set()
