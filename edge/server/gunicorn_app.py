@@ -88,9 +88,8 @@ class _Advertising:
             if registration.wait(self.REGISTER_DEADLINE_S):
                 if registration.error is None:
                     self.advertiser = registration.advertiser
-                else:  # the hub still serves by address without mDNS
+                else:
                     self.failed = registration.error
-                    log.error("mDNS advertising failed; tablets must be given the address", extra={"error": self.failed})
                 break
             log.warning(
                 "mDNS registration did not finish; starting it again",
@@ -99,6 +98,7 @@ class _Advertising:
             registration.abandon()
         else:
             self.failed = f"registration did not finish in {self.ATTEMPTS} attempts of {self.REGISTER_DEADLINE_S:g} s"
+        if self.failed:  # the hub still serves by address without mDNS
             log.error("mDNS advertising failed; tablets must be given the address", extra={"error": self.failed})
         self._record(f"failed: {self.failed}" if self.failed else "registered")
         self.registered.set()
