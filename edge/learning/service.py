@@ -130,6 +130,9 @@ class StudentState:
     last_answer: int
 
 
+_EMPTY = np.zeros(0, dtype=np.float32)
+
+
 def _blob(a: np.ndarray) -> bytes:
     return np.ascontiguousarray(a, dtype=np.float32).tobytes()
 
@@ -348,13 +351,23 @@ class _Batch:
         for i, _kps in accepted:
             by_student.setdefault(answers[i].student_id, []).append(i)
         sids = list(by_student)
-        states: dict[int, StudentState] = {}
-        sql = f"SELECT student_id, model_version, h, c, p, steps, last_answer FROM learning_state WHERE student_id IN ({_marks(len(sids))})"
-        for sid, version, h, c, p, steps, last in db.execute(sql, sids):
-            if version == model.version:
-                states[sid] = StudentState(version, np.frombuffer(h, dtype=np.float32), np.frombuffer(c, dtype=np.float32),
-                                           np.frombuffer(p, dtype=np.float32) if p else None, steps, last)
         kps_of = dict(accepted)
+        states: dict[int, StudentState] = {}
+        # A stored state (~19 KB) is read only for students the batch steps: answers on points the
+        # network does not cover (a school's own points, the usual case) need to know only that a
+        # current state exists. Those students get a placeholder the steps below never touch.
+        stepping = {answers[i].student_id for i, kps in accepted if any(self.skill_of[k] is not None for k in kps)}
+        sql = f"SELECT student_id FROM learning_state WHERE model_version = ? AND student_id IN ({_marks(len(sids))})"
+        current = [r[0] for r in db.execute(sql, [model.version, *sids])]
+        for sid in current:
+            if sid not in stepping:
+                states[sid] = StudentState(model.version, _EMPTY, _EMPTY, None, 0, 0)
+        load = [sid for sid in current if sid in stepping]
+        if load:
+            sql = f"SELECT student_id, h, c, p, steps, last_answer FROM learning_state WHERE student_id IN ({_marks(len(load))})"
+            for sid, h, c, p, steps, last in db.execute(sql, load):
+                states[sid] = StudentState(model.version, np.frombuffer(h, dtype=np.float32), np.frombuffer(c, dtype=np.float32),
+                                           np.frombuffer(p, dtype=np.float32) if p else None, steps, last)
         # Per student: the network steps still to run, each with the answer it ends (or -1).
         plans: dict[int, list[tuple[int, bool, int]]] = {}
         # Only states this batch changed are written back: a stored state is ~19 KB (five

@@ -126,9 +126,17 @@ def test_answers_the_network_does_not_cover_leave_the_stored_state_unwritten(lhu
     s1 = ldb.execute("SELECT id FROM learning_answers WHERE answer_id = 's1'").fetchone()[0]
     assert first[3] == 1 and first[4] == s1
 
-    # "m.shape" has no network skill: BKT and evidence learn from these, the ~19 KB state row is not rewritten.
-    with transaction(ldb):
-        record_answers(ldb, [Answer(sid, "m.shape-1", ["m.shape"], True, 2.0, "s2"), Answer(sid, "m.shape-2", ["m.shape"], False, 3.0, "s3")])
+    # "m.shape" has no network skill: BKT and evidence learn from these, the ~19 KB state row is
+    # neither read nor rewritten.
+    statements: list[str] = []
+    ldb.conn.set_trace_callback(statements.append)
+    try:
+        with transaction(ldb):
+            record_answers(ldb, [Answer(sid, "m.shape-1", ["m.shape"], True, 2.0, "s2"), Answer(sid, "m.shape-2", ["m.shape"], False, 3.0, "s3")])
+    finally:
+        ldb.conn.set_trace_callback(None)
+    state_reads = [q for q in statements if "FROM learning_state" in q]
+    assert state_reads and not [q for q in state_reads if " h," in q or " p," in q], state_reads
     assert ldb.execute(state_sql, (sid,)).fetchone() == first
     assert ldb.execute("SELECT answers FROM learning_evidence WHERE student_id = ? AND kp_id = 'm.shape'", (sid,)).fetchone() == (2,)
 
