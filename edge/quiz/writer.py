@@ -73,6 +73,7 @@ CHECKPOINT_SECONDS = Counter("hub_quiz_writer_checkpoint_seconds_total", "Wall t
 SYNC_SECONDS = Counter("hub_quiz_writer_sync_seconds_total", "Wall time of those fdatasyncs")
 LEARNING_PASSES = Counter("hub_quiz_writer_learning_passes_total", "Transactions the answer writers spent on queued mastery updates")
 LEARNING_SECONDS = Counter("hub_quiz_writer_learning_seconds_total", "Wall time the answer writers held the write lock for them")
+LEARNING_CPU = Counter("hub_quiz_writer_learning_cpu_seconds_total", "CPU time of the answer writer threads in queued mastery updates")
 
 MAX_BATCH = 256
 # How often the syncer copies the WAL into the database while answers arrive (an idle hub's
@@ -254,7 +255,9 @@ class GroupWriter:
         if not learning_pending(db):
             # Another worker's pass took them (they share one queue): no write transaction for nothing.
             self._learning_since = None
-            WRITER_CPU.inc(time.thread_time() - cpu0)
+            cpu = time.thread_time() - cpu0
+            WRITER_CPU.inc(cpu)
+            LEARNING_CPU.inc(cpu)
             return
         fcntl.flock(lock_fd, fcntl.LOCK_EX)
         t0 = time.perf_counter()
@@ -274,7 +277,9 @@ class GroupWriter:
             fcntl.flock(lock_fd, fcntl.LOCK_UN)
             LEARNING_SECONDS.inc(time.perf_counter() - t0)
             LEARNING_PASSES.inc()
-            WRITER_CPU.inc(time.thread_time() - cpu0)
+            cpu = time.thread_time() - cpu0
+            WRITER_CPU.inc(cpu)
+            LEARNING_CPU.inc(cpu)
         # A full chunk may have left more, still owed since the same time; a short one emptied the queue.
         if n < LEARNING_CHUNK:
             self._learning_since = None

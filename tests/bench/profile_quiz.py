@@ -145,14 +145,22 @@ def main() -> int:
     from edge.quiz.writer import GroupWriter
 
     writer_prof = cProfile.Profile(time.thread_time)
-    orig = GroupWriter._commit
+    learn_prof = cProfile.Profile(time.thread_time)
+    orig, orig_learn = GroupWriter._commit, GroupWriter._learn
 
-    def profiled_commit(self: Any, *a: Any) -> None:
+    def profiled_commit(self: Any, *a: Any) -> Any:
         writer_prof.enable()
         try:
-            orig(self, *a)
+            return orig(self, *a)
         finally:
             writer_prof.disable()
+
+    def profiled_learn(self: Any, *a: Any) -> None:
+        learn_prof.enable()
+        try:
+            orig_learn(self, *a)
+        finally:
+            learn_prof.disable()
 
     req_prof = cProfile.Profile(time.thread_time)
     req_prof.enable()
@@ -161,13 +169,14 @@ def main() -> int:
     # the writer, profiled during bursts on a fresh session (batches as in a classroom)
     s2, items2 = new_session(c, teacher, class_id, rounds + 3)
     session_ref[0], items[:] = s2, items2
-    GroupWriter._commit = profiled_commit  # type: ignore[method-assign]
+    GroupWriter._commit, GroupWriter._learn = profiled_commit, profiled_learn  # type: ignore[method-assign]
     _, bn = burst()
-    GroupWriter._commit = orig  # type: ignore[method-assign]
-    for name, prof in (("request thread", req_prof), ("writer thread (_commit)", writer_prof)):
+    time.sleep(0.3)  # the burst's last mastery updates
+    GroupWriter._commit, GroupWriter._learn = orig, orig_learn  # type: ignore[method-assign]
+    for name, prof in (("request thread", req_prof), ("writer thread (_commit)", writer_prof), ("writer thread (_learn: mastery updates)", learn_prof)):
         out = io.StringIO()
         pstats.Stats(prof, stream=out).sort_stats(args.sort).print_stats(args.top)
-        out.write(f"total CPU {pstats.Stats(prof).total_tt * 1000 / (bn if prof is writer_prof else args.answers - half):.3f} ms per answer\n")
+        out.write(f"total CPU {pstats.Stats(prof).total_tt * 1000 / (args.answers - half if prof is req_prof else bn):.3f} ms per answer\n")
         print(f"\n==== {name} ====\n{out.getvalue()}")
     return 0
 
