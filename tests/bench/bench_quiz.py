@@ -196,7 +196,7 @@ def _burst(c: Client, barrier: Any, plan: dict[str, Any], out: list[Any]) -> Non
         except threading.BrokenBarrierError:
             pass
         st, _, t0, t1 = c.call(req)
-        out.append((plan["kind"], st, t0, t1, _cid(req[req.index(b"\r\n\r\n") + 4:]) if plan["kind"] == "answer" else ""))
+        out.append((plan["kind"], st, t0, t1, _cid(req[req.index(b"\r\n\r\n") + 4:]) if plan["kind"] == "answer" else "", r))
 
 
 def _loop(c: Client, barrier: Any, plan: dict[str, Any], out: list[Any]) -> None:
@@ -416,18 +416,12 @@ def lat(rows: list[Any]) -> list[float]:
     return [(r[3] - r[2]) * 1000 for r in rows]
 
 
-def round_maxima(rows: list[Any], gap_s: float = 0.05) -> list[float]:
-    """Slowest request of each burst round: rounds are told apart by the pause between them."""
-    out: list[float] = []
-    last_t0 = None
-    for r in sorted(rows, key=lambda r: r[2]):
-        ms = (r[3] - r[2]) * 1000
-        if last_t0 is None or r[2] - last_t0 > gap_s:
-            out.append(ms)
-        else:
-            out[-1] = max(out[-1], ms)
-        last_t0 = r[2]
-    return out
+def round_maxima(rows: list[Any]) -> list[float]:
+    """Slowest request of each burst round (a burst row's last field is its round)."""
+    slowest: dict[int, float] = {}
+    for r in rows:
+        slowest[r[5]] = max(slowest.get(r[5], 0.0), (r[3] - r[2]) * 1000)
+    return [slowest[k] for k in sorted(slowest)]
 
 
 def round_line(name: str, rows: list[Any]) -> str:
