@@ -25,6 +25,7 @@ import requests
 from edge.tablet_client import client as client_module
 from edge.tablet_client.client import HubError, HubIdentityMismatch, RetryPolicy, TabletClient
 from edge.tablet_client.state import load_state
+from tests.proc import dies_with_parent
 
 LOOPBACK = ["127.0.0.1"]
 FAST = RetryPolicy(attempts=3, base_s=0.1, cap_s=0.5)
@@ -70,7 +71,7 @@ class RealHub:
         env["NOTIFY_SOCKET"] = str(notify_path)
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(
-                [str(HUB_BIN), "--data-dir", str(self.data_dir), "demo", "--host", "127.0.0.1", "--port", str(self.port)],
+                dies_with_parent([str(HUB_BIN), "--data-dir", str(self.data_dir), "demo", "--host", "127.0.0.1", "--port", str(self.port)]),
                 stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True,
             )
         deadline = time.monotonic() + timeout

@@ -37,6 +37,7 @@ from edge.config import HttpSection, HubConfig, load_config
 from edge.demo.classroom import seed_demo
 from edge.storage.db import connect, transaction
 from edge.storage.setup import prepare_storage
+from tests.proc import dies_with_parent
 
 HUB_BIN = Path(sys.executable).with_name("classroom-hub")
 OTHER_CLASS = "三年级三班"
@@ -293,7 +294,7 @@ class Server:
             env.setdefault("HUB_HTTP_SSE_HEARTBEAT_S", "1")
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
-            [str(HUB_BIN), "--data-dir", str(self.data_dir), "demo", "--host", "127.0.0.1", "--port", str(self.port), "--no-mdns"],
+            dies_with_parent([str(HUB_BIN), "--data-dir", str(self.data_dir), "demo", "--host", "127.0.0.1", "--port", str(self.port), "--no-mdns"]),
             stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True,
         )
         log.close()

@@ -20,6 +20,7 @@ import pytest
 
 from edge.server.worker import RESERVE_THREADS
 from tests.hub.support import free_port
+from tests.proc import dies_with_parent
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -28,9 +29,9 @@ class Gunicorn:
     def __init__(self, threads: int, keepalive: int = 30, graceful: int = 5) -> None:
         self.port = free_port()
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "-k", "edge.server.worker.LingeringThreadWorker", "--threads", str(threads),
-             "--workers", "1", "--keep-alive", str(keepalive), "--graceful-timeout", str(graceful),
-             "-b", f"127.0.0.1:{self.port}", "tests.server.thread_app:app"],
+            dies_with_parent([sys.executable, "-m", "gunicorn", "-k", "edge.server.worker.LingeringThreadWorker", "--threads", str(threads),
+                              "--workers", "1", "--keep-alive", str(keepalive), "--graceful-timeout", str(graceful),
+                              "-b", f"127.0.0.1:{self.port}", "tests.server.thread_app:app"]),
             cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True,
         )
         deadline = time.monotonic() + 20

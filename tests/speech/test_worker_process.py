@@ -19,6 +19,7 @@ import requests
 
 from edge.speech.audio import RATE
 from tests.hub.support import SSE, HubEnv
+from tests.proc import dies_with_parent
 
 from .conftest import recording, teacher, upload
 from .media import CLIP, clip_samples, write_wav
@@ -33,7 +34,8 @@ class Worker:
         self.log_path = log_path
         with log_path.open("ab") as log:
             cmd = [str(SPEECH_BIN)] if SPEECH_BIN.exists() else [sys.executable, "-m", "edge.speech.worker"]
-            self.proc = subprocess.Popen([*cmd, "--data-dir", str(data_dir)], stdout=log, stderr=subprocess.STDOUT, env=full_env, start_new_session=True)
+            self.proc = subprocess.Popen(dies_with_parent([*cmd, "--data-dir", str(data_dir)]), stdout=log, stderr=subprocess.STDOUT,
+                                         env=full_env, start_new_session=True)
 
     def log(self) -> list[dict]:
         out = []

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 from sync.mosquitto import ACL, render
+from tests.proc import dies_with_parent
 
 from .pki import Pki
 
@@ -67,7 +68,7 @@ class Broker:
 
     def start(self) -> Broker:
         with open(self.log, "ab") as log:
-            self.proc = subprocess.Popen(["mosquitto", "-c", str(self.conf)], stdout=log, stderr=subprocess.STDOUT)
+            self.proc = subprocess.Popen(dies_with_parent(["mosquitto", "-c", str(self.conf)]), stdout=log, stderr=subprocess.STDOUT)
         wait_port(self.port)
         wait_port(self.password_port)
         return self

@@ -15,6 +15,7 @@ from edge.storage.db import Database, connect
 from edge.storage.setup import prepare_storage
 from sync.agent.service import Agent, build_agent
 from sync.district.store import SqliteStore, open_store
+from tests.proc import dies_with_parent
 
 from .broker import Broker
 from .pki import Pki
@@ -84,7 +85,7 @@ class IngestProc:
     def start(self) -> IngestProc:
         start = self.log.stat().st_size if self.log.exists() else 0
         with open(self.log, "ab") as log:
-            self.proc = subprocess.Popen(self.args, env=self.env, stdout=log, stderr=subprocess.STDOUT)
+            self.proc = subprocess.Popen(dies_with_parent(self.args), env=self.env, stdout=log, stderr=subprocess.STDOUT)
         wait_for(lambda: b"district-ingest ready" in self.log.read_bytes()[start:] or self.proc.poll() is not None, 20, "the ingest to subscribe")
         assert self.proc.poll() is None, self.log.read_text()[-2000:]
         return self

@@ -10,6 +10,7 @@ import time
 
 from sync.wire.messages import Status
 from sync.wire.topics import HubTopics
+from tests.proc import dies_with_parent
 
 from .schoolday import write_day
 from .support import BIN, DISTRICT, DistrictClient, assert_exactly_once, make_hub, wait_for
@@ -70,7 +71,7 @@ def test_the_service_shows_online_and_its_last_will_shows_offline(tmp_path, brok
     ingest()
     # Window 00:00-23:59 with no spread: the service uploads as soon as it starts.
     env = {**_env(hub, tmp_path), "HUB_SYNC_WINDOW_START": "00:00", "HUB_SYNC_WINDOW_END": "23:59", "HUB_SYNC_WINDOW_SPREAD_MIN": "0"}
-    proc = subprocess.Popen([str(BIN / "classroom-sync")], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(dies_with_parent([str(BIN / "classroom-sync")]), env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
         wait_for(lambda: "online" in seen, 20, "the retained online status")
         wait_for(lambda: hub.depth() == 0, 60, "the service to upload")

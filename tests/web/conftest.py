@@ -22,6 +22,8 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from tests.proc import dies_with_parent
+
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"]
 LANDSCAPE = {"width": 1280, "height": 800}
@@ -104,7 +106,7 @@ def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
     log_path = data_dir.parent / "hub.log"
     log = log_path.open("wb")
     proc = subprocess.Popen(
-        [*_hub_command(), "--data-dir", str(data_dir), "demo", "--host", "127.0.0.1", "--port", str(port), "--no-mdns"],
+        dies_with_parent([*_hub_command(), "--data-dir", str(data_dir), "demo", "--host", "127.0.0.1", "--port", str(port), "--no-mdns"]),
         stdout=log,
         stderr=subprocess.STDOUT,
         start_new_session=True,
