@@ -23,12 +23,14 @@ import logging
 import time
 from collections.abc import Sequence
 from contextlib import nullcontext
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import orjson
 from prometheus_client import Counter, Histogram
 
-from edge.learning.service import Answer, record_answers
+from edge.learning.service import Answer, AnswersPlan, plan_answers, record_answers
 from edge.storage.db import Database, transaction
 from edge.storage.write_lock import held
 
@@ -36,6 +38,7 @@ log = logging.getLogger(__name__)
 
 APPLIED = Counter("hub_learning_pending_applied_total", "Graded answers turned into mastery after their commit")
 REFUSED = Counter("hub_learning_pending_refused_total", "Pending answers learning refused (logged and dropped)")
+STALE = Counter("hub_learning_pending_stale_plans_total", "Updates worked out off the write lock that another change overtook (done again under it)")
 LAG = Histogram(
     "hub_learning_lag_seconds", "From an answer's commit to its mastery update",
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0, 60.0),
@@ -73,12 +76,10 @@ def apply_pending(db: Database, limit: int | None = None) -> int:
     Returns how many rows left the queue. An answer learning refuses (an item it does not
     know, a student since removed) is logged and dropped, never retried forever.
     """
-    rows = db.conn.execute(
-        "SELECT id, student_id, item_id, kps, correct, at, answer_id, queued_at FROM learning_pending ORDER BY id LIMIT ?", (limit or CHUNK,)
-    ).fetchall()
+    rows = _oldest(db, limit)
     if not rows:
         return 0
-    answers = [Answer(r[1], r[2], None if r[3] is None else orjson.loads(r[3]), bool(r[4]), r[5], r[6]) for r in rows]
+    answers = _answers(rows)
     conn = db.conn
     conn.execute("SAVEPOINT learning_pending")
     try:
@@ -98,11 +99,73 @@ def apply_pending(db: Database, limit: int | None = None) -> int:
             conn.execute("RELEASE learning_one")
     conn.execute("RELEASE learning_pending")
     conn.execute("DELETE FROM learning_pending WHERE id <= ?", (rows[-1][0],))
-    now = time.time()
-    for r in rows:
-        LAG.observe(max(0.0, now - r[7]))
-    APPLIED.inc(len(rows))
+    _applied([r[7] for r in rows])
     return len(rows)
+
+
+@dataclass
+class PendingPlan:
+    """The mastery update of the oldest queued answers, worked out by reads (:func:`plan_pending`)."""
+
+    generation: int  # learning_generation.n when it was read
+    last_id: int  # the newest learning_pending row it covers
+    queued_at: list[float]
+    plan: AnswersPlan
+
+
+def generation(db: Database) -> int:
+    """Where the counter of changes to what a mastery update reads stands (migration 0003)."""
+    return int(db.execute("SELECT n FROM learning_generation WHERE id = 1").fetchone()[0])
+
+
+def plan_pending(db: Database, limit: int | None = None) -> PendingPlan | None:
+    """Work out the oldest ``limit`` queued answers' update without writing; None when none wait.
+
+    Call it inside one read transaction (``BEGIN`` … ``COMMIT``), so everything is read from
+    one snapshot; no write lock is needed. :func:`write_planned` writes it later, under the
+    write lock, if nothing it read has changed. The hub's answer writer does this so that
+    the write lock is held for the writes alone: stepping the network, BKT and the
+    re-practice schedule were most of an update's time under the lock, and every answer
+    commit of every worker waits for that lock.
+    """
+    gen = generation(db)
+    rows = _oldest(db, limit)
+    if not rows:
+        return None
+    return PendingPlan(gen, rows[-1][0], [r[7] for r in rows], plan_answers(db, _answers(rows)))
+
+
+def write_planned(db: Database, planned: PendingPlan) -> int | None:
+    """Write a plan from an earlier transaction; the caller owns the write transaction.
+
+    Returns how many queued answers it applied, or None, writing nothing, if a learning
+    table changed since the plan read them (another worker's update, a teacher's mark, a
+    new item or model): the caller then applies the queue as :func:`apply_pending` does.
+    """
+    if generation(db) != planned.generation:
+        STALE.inc()
+        return None
+    planned.plan.write()
+    db.conn.execute("DELETE FROM learning_pending WHERE id <= ?", (planned.last_id,))
+    _applied(planned.queued_at)
+    return len(planned.queued_at)
+
+
+def _oldest(db: Database, limit: int | None) -> list[Any]:
+    return db.conn.execute(
+        "SELECT id, student_id, item_id, kps, correct, at, answer_id, queued_at FROM learning_pending ORDER BY id LIMIT ?", (limit or CHUNK,)
+    ).fetchall()
+
+
+def _answers(rows: list[Any]) -> list[Answer]:
+    return [Answer(r[1], r[2], None if r[3] is None else orjson.loads(r[3]), bool(r[4]), r[5], r[6]) for r in rows]
+
+
+def _applied(queued_at: list[float]) -> None:
+    now = time.time()
+    for q in queued_at:
+        LAG.observe(max(0.0, now - q))
+    APPLIED.inc(len(queued_at))
 
 
 def catch_up(db: Database, lock: Path | None = None) -> int:

@@ -17,7 +17,7 @@ import json
 import logging
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -143,11 +143,16 @@ def _step(model: KTModel, st: StudentState, skills: Iterable[int], correct: bool
         st.steps += 1
 
 
-def _rebuild(db: Database, student_id: int, model: KTModel, upto: int) -> StudentState:
-    """Replay the student's history through ``model`` (after a model swap, or the first time)."""
+def _rebuild(db: Database, student_id: int, model: KTModel, upto: int,
+             unwritten: Sequence[tuple[int, str, int]] = ()) -> StudentState:
+    """Replay the student's history through ``model`` (after a model swap, or the first time).
+
+    ``unwritten``: (id, kps JSON, correct) rows of the batch being planned, not yet in the table.
+    """
     h, c = model.zero_state()
     st = StudentState(model.version, h, c, None, 0, 0)
     rows = db.execute("SELECT id, kps, correct FROM learning_answers WHERE student_id = ? AND id <= ? ORDER BY id", (student_id, upto)).fetchall()
+    rows += [r for r in unwritten if r[0] <= upto]
     cache: dict[str, int | None] = {}
     for answer_id, kps_json, correct in rows:
         kps = [k for k in json.loads(kps_json)]
@@ -247,11 +252,23 @@ def record_answers(db: Database, answers: Sequence[Answer], strict: bool = False
     """
     if not answers:
         return []
+    plan = plan_answers(db, answers, strict)
+    plan.write()
+    return plan.results()
+
+
+def plan_answers(db: Database, answers: Sequence[Answer], strict: bool = False) -> AnswersPlan:
+    """What :func:`record_answers` would write for ``answers``, worked out by reads alone.
+
+    The plan holds every row to write (:meth:`AnswersPlan.write` writes them). It is exact
+    for the database as it was read: a caller that plans in one transaction and writes in a
+    later one must know that no learning table changed in between (``edge.learning.pending``
+    checks the tables' generation, kept by triggers).
+    """
     model = active_model(db)
     batch = _Batch(db, model, answers)
-    out: list[dict[str, float]] = [{} for _ in answers]
+    plan = AnswersPlan(db, answers, [{} for _ in answers])
     accepted: list[tuple[int, list[str]]] = []
-    repeats: list[tuple[int, list[str]]] = []
     for i, a in enumerate(answers):
         try:
             kps = batch.check(a)
@@ -261,14 +278,38 @@ def record_answers(db: Database, answers: Sequence[Answer], strict: bool = False
             log.warning("answer not used for mastery", extra={"student_id": a.student_id, "item_id": a.item_id, "reason": str(err)})
             continue
         if a.answer_id is not None and not batch.claim(a.answer_id):
-            repeats.append((i, kps))  # changes nothing
+            plan.repeats.append((i, kps))  # changes nothing
         else:
             accepted.append((i, kps))
     if accepted:
-        batch.write(accepted, out)
-    for i, kps in repeats:
-        out[i] = mastery_of(db, answers[i].student_id, kps)
-    return out
+        batch.plan(accepted, plan)
+    return plan
+
+
+@dataclass
+class AnswersPlan:
+    """The statements and rows a batch of answers writes, in order (:func:`plan_answers`)."""
+
+    db: Database
+    answers: Sequence[Answer]
+    out: list[dict[str, float]]
+    writes: list[tuple[str, list[tuple[Any, ...]]]] = field(default_factory=list)
+    repeats: list[tuple[int, list[str]]] = field(default_factory=list)
+
+    def add(self, sql: str, rows: list[tuple[Any, ...]]) -> None:
+        if rows:
+            self.writes.append((sql, rows))
+
+    def write(self) -> None:
+        """Write the planned rows (the caller owns the write transaction)."""
+        for sql, rows in self.writes:
+            self.db.conn.executemany(sql, rows)
+
+    def results(self) -> list[dict[str, float]]:
+        """Each answer's mastery of the points it touched, once written (see :func:`record_answers`)."""
+        for i, kps in self.repeats:
+            self.out[i] = mastery_of(self.db, self.answers[i].student_id, kps)
+        return self.out
 
 
 def _marks(n: int) -> str:
@@ -322,29 +363,29 @@ class _Batch:
         self.seen.add(answer_id)
         return True
 
-    def write(self, accepted: list[tuple[int, list[str]]], out: list[dict[str, float]]) -> None:
+    def plan(self, accepted: list[tuple[int, list[str]]], plan: AnswersPlan) -> None:
         """The accepted answers' rows, the network steps, BKT, progress and evidence."""
-        answers, conn = self.answers, self.db.conn
-        last = conn.execute("SELECT COALESCE(MAX(id), 0) FROM learning_answers").fetchone()[0]
-        conn.executemany(
-            "INSERT INTO learning_answers (answer_id, student_id, item_id, kps, correct, at) VALUES (?, ?, ?, ?, ?, ?)",
-            [(answers[i].answer_id, answers[i].student_id, answers[i].item_id, orjson.dumps(kps).decode(), 1 if answers[i].correct else 0,
-              float(answers[i].at)) for i, kps in accepted],
-        )
-        # Each new row's id is one above the largest at its insert, so the new ids, in order, are the rows' order.
-        ids = [r[0] for r in conn.execute("SELECT id FROM learning_answers WHERE id > ? ORDER BY id", (last,))]
-        assert len(ids) == len(accepted)
-        new_ids = {i: row_id for (i, _kps), row_id in zip(accepted, ids, strict=True)}
-        self.step_network(accepted, new_ids, out)
-        self.update_bkt(accepted, out)
-        self.update_progress(accepted)
-        conn.executemany(
+        answers, out = self.answers, plan.out
+        last = self.db.execute("SELECT COALESCE(MAX(id), 0) FROM learning_answers").fetchone()[0]
+        # The new rows get the ids an insert would give them (one above the largest), stated outright.
+        new_ids = {i: last + 1 + n for n, (i, _kps) in enumerate(accepted)}
+        rows = [(new_ids[i], answers[i].answer_id, answers[i].student_id, answers[i].item_id, orjson.dumps(kps).decode(),
+                 1 if answers[i].correct else 0, float(answers[i].at)) for i, kps in accepted]
+        plan.add("INSERT INTO learning_answers (id, answer_id, student_id, item_id, kps, correct, at) VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+        self.unwritten: dict[int, list[tuple[int, str, int]]] = {}
+        for r in rows:
+            self.unwritten.setdefault(r[2], []).append((r[0], r[4], r[5]))
+        self.step_network(accepted, new_ids, out, plan)
+        self.update_bkt(accepted, out, plan)
+        self.update_progress(accepted, plan)
+        plan.add(
             """INSERT INTO learning_evidence (student_id, kp_id, answers, correct, last_at) VALUES (?, ?, 1, ?, ?)
                ON CONFLICT(student_id, kp_id) DO UPDATE SET answers = answers + 1, correct = correct + excluded.correct, last_at = excluded.last_at""",
             [(answers[i].student_id, k, 1 if answers[i].correct else 0, float(answers[i].at)) for i, kps in accepted for k in kps],
         )
 
-    def step_network(self, accepted: list[tuple[int, list[str]]], new_ids: dict[int, int], out: list[dict[str, float]]) -> None:
+    def step_network(self, accepted: list[tuple[int, list[str]]], new_ids: dict[int, int], out: list[dict[str, float]],
+                     writes: AnswersPlan) -> None:
         """Each student's stored state stepped through their answers of the batch, all students at once."""
         db, model, answers = self.db, self.model, self.answers
         by_student: dict[int, list[int]] = {}
@@ -381,7 +422,7 @@ class _Batch:
             for i in idx:
                 if st is None:
                     # First answer under this model: replay the history, this answer included.
-                    st = states[sid] = _rebuild(db, sid, model, new_ids[i])
+                    st = states[sid] = _rebuild(db, sid, model, new_ids[i], self.unwritten.get(sid, ()))
                     plan.append((-1, False, i))
                     changed.add(sid)
                 else:
@@ -414,7 +455,7 @@ class _Batch:
                             if (s := self.skill_of[k]) is not None:
                                 out[i][k] = float(st.p[s])
         now = time.time()
-        db.conn.executemany(
+        writes.add(
             """INSERT INTO learning_state (student_id, model_version, h, c, p, steps, last_answer, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
                ON CONFLICT(student_id) DO UPDATE SET model_version = excluded.model_version, h = excluded.h, c = excluded.c,
                  p = excluded.p, steps = excluded.steps, last_answer = excluded.last_answer, updated_at = excluded.updated_at""",
@@ -422,7 +463,7 @@ class _Batch:
              for sid in sids if sid in changed for st in (states[sid],)],
         )
 
-    def update_bkt(self, accepted: list[tuple[int, list[str]]], out: list[dict[str, float]]) -> None:
+    def update_bkt(self, accepted: list[tuple[int, list[str]]], out: list[dict[str, float]], writes: AnswersPlan) -> None:
         """Points the network does not cover: one BKT update per answer, in order."""
         bkt = self.model.bkt
         pairs = [(self.answers[i].student_id, k, i) for i, kps in accepted for k in kps if self.skill_of[k] is None]
@@ -437,13 +478,13 @@ class _Batch:
             known[(sid, kp)] = p_known
             counts[(sid, kp)] = counts.get((sid, kp), 0) + 1
             out[i][kp] = bkt_model.success(p_known, bkt)
-        self.db.conn.executemany(
+        writes.add(
             """INSERT INTO learning_bkt (student_id, kp_id, p_known, answers) VALUES (?, ?, ?, ?)
                ON CONFLICT(student_id, kp_id) DO UPDATE SET p_known = excluded.p_known, answers = answers + excluded.answers""",
             [(sid, kp, known[(sid, kp)], n) for (sid, kp), n in counts.items()],
         )
 
-    def update_progress(self, accepted: list[tuple[int, list[str]]]) -> None:
+    def update_progress(self, accepted: list[tuple[int, list[str]]], writes: AnswersPlan) -> None:
         """Each (student, item)'s attempts and its re-practice schedule, answer by answer."""
         answers = self.answers
         keys = list({(answers[i].student_id, answers[i].item_id) for i, _ in accepted})
@@ -457,7 +498,7 @@ class _Batch:
             wrong, streak, due = _next_review(bool(a.correct), float(a.at), wrong, streak)
             current[key] = (attempts + 1, wrong, streak)
             rows[key] = (float(a.at), 1 if a.correct else 0, attempts + 1, wrong, streak, due)
-        self.db.conn.executemany(
+        writes.add(
             """INSERT INTO learning_item_progress (student_id, item_id, last_at, last_correct, attempts, wrong, streak, due_at)
                VALUES (?, ?, ?, ?, ?, ?, ?, ?)
                ON CONFLICT(student_id, item_id) DO UPDATE SET last_at = excluded.last_at, last_correct = excluded.last_correct,

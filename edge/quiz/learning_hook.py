@@ -122,6 +122,20 @@ def apply_pending_learning(db: Database, limit: int) -> int:
     return 0 if fn is None else int(fn(db, limit))
 
 
+def plan_pending_learning(db: Database, limit: int) -> Any | None:
+    """The oldest ``limit`` queued answers' mastery update worked out by reads alone (inside the
+    caller's read transaction), for :func:`write_planned_learning`; None when none wait."""
+    fn = _fn("plan_pending", "edge.learning.pending")
+    return None if fn is None else fn(db, limit)
+
+
+def write_planned_learning(db: Database, planned: Any) -> int | None:
+    """Write a plan of :func:`plan_pending_learning` in the caller's write transaction; None (nothing
+    written) if learning's tables changed since it was made: then :func:`apply_pending_learning`."""
+    fn = _fn("write_planned", "edge.learning.pending")
+    return None if fn is None else fn(db, planned)
+
+
 def register_items_for_learning(db: Database, items: list[dict[str, Any]]) -> None:
     """Tell personalised learning about bank items ({uid, knowledge_points, difficulty 1-5, type}); untagged items are skipped."""
     fn = _fn("register_items")

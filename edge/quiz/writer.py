@@ -34,6 +34,10 @@ file), and once they have waited ``LEARNING_MAX_LAG_S``, a chunk between answer 
 under a continuous stream. A writer whose owed updates another worker's pass has
 already applied (the queue is one table) finds the queue empty and takes no lock.
 Learning was about half of what the writer did under the lock, and no tablet waits for it.
+A pass is worked out from one read of learning's tables without the write lock and only
+written under it (if a learning table changed meanwhile it is done again under the lock:
+``edge.learning.pending``), and one writer of the hub runs a pass at a time (a small lock
+file), so the writers falling idle together after a burst do not all work out the same one.
 """
 
 from __future__ import annotations
@@ -54,7 +58,14 @@ from typing import Any
 from prometheus_client import Counter
 
 from edge.quiz.answer_store import AnswerBatch
-from edge.quiz.learning_hook import GradedAnswer, apply_pending_learning, learning_pending, record_answers_for_learning
+from edge.quiz.learning_hook import (
+    GradedAnswer,
+    apply_pending_learning,
+    learning_pending,
+    plan_pending_learning,
+    record_answers_for_learning,
+    write_planned_learning,
+)
 from edge.quiz.sessions import AnswerIn, HubFacts, Lookups, Prepared, QuizError, apply_answer, prepare_answer
 from edge.storage import write_lock
 from edge.storage.db import Database, connect
@@ -85,7 +96,9 @@ LEARNING_IDLE_S = 0.002
 LEARNING_MAX_LAG_S = 0.5
 # After a failed mastery update, answers only for this long before the next try.
 LEARNING_RETRY_S = 1.0
-LEARNING_CHUNK = 64  # answers per mastery-update transaction (edge.learning.pending)
+# While another worker's writer runs a pass, look again after this long.
+LEARNING_BUSY_S = 0.005
+LEARNING_CHUNK = 128  # answers per mastery-update transaction (edge.learning.pending)
 
 
 @dataclass
@@ -117,6 +130,7 @@ class GroupWriter:
         self._last_commit = 0.0
         self._learned_last = False
         self._hub_last_commit: _SharedTime | None = None  # every worker's last answer commit (writer thread only)
+        self._learner_fd: int | None = None  # LEARNER_LOCK_FILE (writer thread only)
 
     def start(self) -> None:
         """Start this process's writer thread now (it starts on first use otherwise)."""
@@ -248,11 +262,39 @@ class GroupWriter:
         return max(0.0, last + LEARNING_IDLE_S - now)
 
     def _learn(self, db: Database, lock_fd: int) -> None:
-        """One transaction of queued mastery updates (``edge.learning.pending``), under the write lock."""
+        """A pass of queued mastery updates, by one worker's writer at a time.
+
+        The queue is one table for every worker, and their writers fall idle together after
+        a burst: passes worked out at the same time would cover the same answers, and all but
+        one would be overtaken. A writer that finds another one's pass under way leaves the
+        queue to it and looks again shortly (the pass may not have emptied it).
+        """
+        if self._learner_fd is None:
+            self._learner_fd = write_lock.open_lock(self._lock_path.with_name(LEARNER_LOCK_FILE))
+        try:
+            fcntl.flock(self._learner_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self._learning_since = time.monotonic() + LEARNING_BUSY_S
+            return
+        try:
+            self._learn_pass(db, lock_fd)
+        finally:
+            fcntl.flock(self._learner_fd, fcntl.LOCK_UN)
+
+    def _learn_pass(self, db: Database, lock_fd: int) -> None:
+        """One transaction of queued mastery updates (``edge.learning.pending``), written under the write lock.
+
+        The update is worked out first, from one read of learning's tables, without the lock;
+        under it the writer only checks that nothing it read has changed and writes. Every
+        worker's answer commits wait for that lock, and working it out was most of the time a
+        pass held it. If something did change (another worker's pass, a teacher's mark), the
+        queue is applied under the lock as before.
+        """
         cpu0 = time.thread_time()
         conn = db.conn
         self._learned_last = True
-        if not learning_pending(db):
+        planned = self._plan_learning(db)
+        if planned is None:
             # Another worker's pass took them (they share one queue): no write transaction for nothing.
             self._learning_since = None
             cpu = time.thread_time() - cpu0
@@ -264,7 +306,9 @@ class GroupWriter:
         try:
             conn.execute("BEGIN IMMEDIATE")
             try:
-                n = apply_pending_learning(db, LEARNING_CHUNK)
+                n = None if planned is _UNPLANNED else self._write_planned(db, planned)
+                if n is None:  # overtaken, or not written: the queue as it is now, answer by answer if need be
+                    n = apply_pending_learning(db, LEARNING_CHUNK)
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise
@@ -283,6 +327,34 @@ class GroupWriter:
         # A full chunk may have left more, still owed since the same time; a short one emptied the queue.
         if n < LEARNING_CHUNK:
             self._learning_since = None
+
+    def _plan_learning(self, db: Database) -> Any | None:
+        """The next chunk's mastery update worked out off the lock; None: the queue is empty;
+        ``_UNPLANNED``: answers wait but could not be planned (applied under the lock instead)."""
+        conn = db.conn
+        try:
+            conn.execute("BEGIN")  # one snapshot for every read of the plan
+            try:
+                planned = plan_pending_learning(db, LEARNING_CHUNK)
+            finally:
+                conn.execute("COMMIT")
+        except Exception as exc:  # applied under the lock, answer by answer if need be
+            log.warning("mastery update could not be worked out ahead; applying it under the lock", extra={"error": str(exc)})
+            return _UNPLANNED if learning_pending(db) else None
+        return planned
+
+    @staticmethod
+    def _write_planned(db: Database, planned: Any) -> int | None:
+        conn = db.conn
+        conn.execute("SAVEPOINT planned_learning")
+        try:
+            n = write_planned_learning(db, planned)
+        except sqlite3.Error as exc:  # something the plan did not foresee (a student removed meanwhile, say)
+            conn.execute("ROLLBACK TO planned_learning")
+            log.warning("mastery update worked out ahead could not be written; applying the queue instead", extra={"error": str(exc)})
+            n = None
+        conn.execute("RELEASE planned_learning")
+        return n
 
     def _commit(self, db: Database, lock_fd: int, first: _Job, batch: list[_Job]) -> bool:
         """Apply ``first`` and whatever else is queued, in one transaction; fills ``batch`` with the jobs it took.
@@ -370,6 +442,8 @@ class GroupWriter:
 
 
 LAST_COMMIT_FILE = "quiz-last-commit"
+LEARNER_LOCK_FILE = "quiz-learner.lock"  # held by the one writer running a pass of mastery updates
+_UNPLANNED = object()  # answers wait for learning, but no plan was made ahead
 
 
 class _SharedTime:

@@ -257,7 +257,7 @@ def hub_cpu_s(srv: b.Server) -> float:
 WRITER_METRICS = ("hub_quiz_writer_batches_total", "hub_quiz_writer_answers_total", "hub_quiz_writer_cpu_seconds_total",
                   "hub_quiz_writer_locked_seconds_total", "hub_quiz_writer_syncs_total", "hub_quiz_writer_sync_seconds_total",
                   "hub_quiz_writer_learning_passes_total", "hub_quiz_writer_learning_seconds_total", "hub_learning_pending_applied_total",
-                  "hub_quiz_writer_learning_cpu_seconds_total")
+                  "hub_quiz_writer_learning_cpu_seconds_total", "hub_learning_pending_stale_plans_total")
 LAG_BUCKET = "hub_learning_lag_seconds_bucket"
 
 
@@ -304,7 +304,8 @@ def writer_line(before: dict[str, float], after: dict[str, float]) -> str:
             f"{syncs:.0f} WAL fdatasyncs of {d['hub_quiz_writer_sync_seconds_total'] / max(1.0, syncs) * 1000:.1f} ms each; "
             f"mastery updates after the commit: {applied:.0f} in {passes:.0f} passes holding the lock "
             f"{d['hub_quiz_writer_learning_seconds_total'] / max(1.0, passes) * 1000:.1f} ms each "
-            f"(CPU {d.get('hub_quiz_writer_learning_cpu_seconds_total', 0.0) / max(1.0, applied) * 1000:.3f} ms per answer), "
+            f"(CPU {d.get('hub_quiz_writer_learning_cpu_seconds_total', 0.0) / max(1.0, applied) * 1000:.3f} ms per answer; "
+            f"{d.get('hub_learning_pending_stale_plans_total', 0.0):.0f} worked out ahead were overtaken and done again under the lock), "
             f"lag from commit p50 {lag_quantile(d, 0.5)}, p99 {lag_quantile(d, 0.99)}")
 
 

@@ -47,7 +47,15 @@ def test_the_answer_is_acknowledged_without_waiting_for_its_mastery_update(hub: 
         assert gate.wait(10)
         return real(db, answers, strict)
 
+    real_plan = pending.plan_answers
+
+    def slow_plan(db: Database, answers: Any, strict: bool = False) -> Any:  # the writer works it out off the lock
+        entered.set()
+        assert gate.wait(10)
+        return real_plan(db, answers, strict)
+
     monkeypatch.setattr(pending, "record_answers", slow)
+    monkeypatch.setattr(pending, "plan_answers", slow_plan)
     pupil = room.pupils[0]
     t0 = time.monotonic()
     r = room.answer(pupil, session, item, {"choices": [0]})
@@ -237,3 +245,147 @@ def test_a_teachers_mark_comes_after_the_answers_still_queued(hub: HubEnv) -> No
     order = [r[0] for r in hub.sql("SELECT answer_id FROM learning_answers WHERE student_id = ? ORDER BY id", (pupil.student_id,))]
     assert order[0] == "queued-before-the-mark" and len(order) == 2 and order[1].startswith(
         hub.sql("SELECT client_id FROM quiz_answers WHERE id = ?", (answer_id,))[0][0])
+
+
+# What a mastery update reads and writes, without the rows' own timestamps of writing.
+_LEARNING_TABLES = {
+    "learning_answers": "id, answer_id, student_id, item_id, kps, correct, at",
+    "learning_state": "student_id, model_version, h, c, p, steps, last_answer",
+    "learning_bkt": "student_id, kp_id, p_known, answers",
+    "learning_item_progress": "student_id, item_id, last_at, last_correct, attempts, wrong, streak, due_at",
+    "learning_evidence": "student_id, kp_id, answers, correct, last_at",
+    "learning_pending": "id, student_id, item_id, kps, correct, at, answer_id",
+}
+
+
+def _learning_rows(db: Database) -> dict[str, list[Any]]:
+    return {t: db.execute(f"SELECT {cols} FROM {t} ORDER BY 1, 2").fetchall() for t, cols in _LEARNING_TABLES.items()}
+
+
+def _mixed_queue(lhub: HubEnv, ldb: Database) -> None:
+    sids = students(lhub)
+    # Network points and BKT ones, students answering for the first time and again, a repeated id.
+    _queue(ldb, [Answer(sids[0], "m.count-1", None, True, 5_000.0, "p-0"), Answer(sids[0], "m.shape-1", ["m.shape"], False, 5_001.0, "p-1")])
+    with transaction(ldb):
+        pending.apply_pending(ldb)
+    _queue(ldb, [
+        Answer(sids[0], "m.add-1", ["m.add", "m.shape"], False, 5_002.0, "p-2"),
+        Answer(sids[1], "m.count-2", None, True, 5_003.0, "p-3"),
+        Answer(sids[1], "m.count-2", None, False, 5_004.0, "p-4"),
+        Answer(sids[2], "m.shape-2", ["m.shape"], True, 5_005.0, "p-5"),
+        Answer(sids[0], "m.add-1", ["m.add"], True, 5_006.0, "p-2"),  # the same answer again: changes nothing
+    ])
+
+
+def _plan(db: Database) -> pending.PendingPlan | None:
+    db.conn.execute("BEGIN")
+    try:
+        return pending.plan_pending(db)
+    finally:
+        db.conn.execute("COMMIT")
+
+
+def test_an_update_worked_out_ahead_writes_what_applying_it_under_the_lock_writes(lhub: HubEnv, ldb: Database) -> None:
+    _mixed_queue(lhub, ldb)
+    planned = _plan(ldb)
+    assert planned is not None and len(planned.queued_at) == 5
+    with transaction(ldb):
+        ldb.conn.execute("SAVEPOINT ahead")
+        assert pending.write_planned(ldb, planned) == 5
+        ahead = _learning_rows(ldb)
+        ldb.conn.execute("ROLLBACK TO ahead")
+        ldb.conn.execute("RELEASE ahead")
+        assert pending.apply_pending(ldb) == 5
+    assert _learning_rows(ldb) == ahead
+    assert ahead["learning_pending"] == [] and len(ahead["learning_answers"]) == 6
+
+
+def test_an_update_worked_out_ahead_is_not_written_once_learning_changed(lhub: HubEnv, ldb: Database) -> None:
+    _mixed_queue(lhub, ldb)
+    planned = _plan(ldb)
+    assert planned is not None
+    # Meanwhile another worker's pass (or a reader's catch-up) applies the queue.
+    with transaction(ldb):
+        pending.apply_pending(ldb)
+    before, stale = _learning_rows(ldb), pending.STALE._value.get()
+    with transaction(ldb):
+        assert pending.write_planned(ldb, planned) is None
+    assert _learning_rows(ldb) == before and pending.STALE._value.get() == stale + 1
+
+
+def test_every_table_an_update_reads_moves_the_generation_and_new_queued_answers_do_not(lhub: HubEnv, ldb: Database) -> None:
+    sid = students(lhub)[0]
+    _mixed_queue(lhub, ldb)
+    with transaction(ldb):
+        pending.apply_pending(ldb)
+    gen = pending.generation(ldb)
+    _queue(ldb, [Answer(sid, "m.count-1", None, True, 6_000.0, "g-0")])
+    assert pending.generation(ldb) == gen  # answers joining the queue leave a plan valid
+    changes = [
+        "UPDATE learning_knowledge_points SET name = name",
+        "UPDATE learning_items SET difficulty = difficulty",
+        "UPDATE learning_item_kps SET kp_id = kp_id",
+        "UPDATE learning_answers SET correct = correct",
+        "UPDATE learning_item_progress SET attempts = attempts",
+        "UPDATE learning_state SET steps = steps",
+        "UPDATE learning_bkt SET answers = answers",
+        "DELETE FROM learning_pending",
+    ]
+    for sql in changes:
+        with transaction(ldb):
+            ldb.conn.execute(sql)
+        assert pending.generation(ldb) > gen, sql
+        gen = pending.generation(ldb)
+    # Another model installed (and the bundled one back), in one transaction.
+    with transaction(ldb):
+        ldb.conn.execute("INSERT OR REPLACE INTO learning_model (slot, version, path, sha256, manifest, installed_at) "
+                         "VALUES ('active', 'zz', '/nowhere', '0', '{}', 0)")
+        ldb.conn.execute("DELETE FROM learning_model WHERE version = 'zz'")
+    assert pending.generation(ldb) > gen
+
+
+def _writer(lhub: HubEnv) -> tuple[w.GroupWriter, int]:
+    cfg = lhub.config
+    hub = lhub.app.extensions["classroom_hub"]
+    lock = write_lock.lock_path(cfg.run_dir)
+    gw = w.GroupWriter(cfg.db_path, 5000, "FULL", lock, hub.bus, w.HubFacts(hub.hub_id, cfg.hub.timezone))
+    gw._learner_fd = write_lock.open_lock(lock.with_name(w.LEARNER_LOCK_FILE))
+    return gw, write_lock.open_lock(lock)
+
+
+def test_one_writer_at_a_time_runs_a_pass_the_others_look_again_shortly(lhub: HubEnv, ldb: Database) -> None:
+    _mixed_queue(lhub, ldb)
+    gw, lock_fd = _writer(lhub)
+    other = write_lock.open_lock(write_lock.lock_path(lhub.config.run_dir).with_name(w.LEARNER_LOCK_FILE))
+    try:
+        fcntl.flock(other, fcntl.LOCK_EX)  # another worker's writer is in a pass
+        gw._learn(ldb, lock_fd)
+        assert lhub.count("learning_pending") == 5
+        assert gw._learning_since is not None and 0 < gw._learning_since - time.monotonic() <= w.LEARNING_BUSY_S
+        fcntl.flock(other, fcntl.LOCK_UN)
+        gw._learn(ldb, lock_fd)
+        assert lhub.count("learning_pending") == 0 and gw._learning_since is None
+        assert lhub.count("learning_answers", "answer_id LIKE 'p-%'") == 6
+    finally:
+        for fd in (other, lock_fd, gw._learner_fd):
+            os.close(fd)  # type: ignore[arg-type]
+
+
+def test_a_pass_whose_plan_cannot_be_written_applies_the_queue_under_the_lock(lhub: HubEnv, ldb: Database,
+                                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    _mixed_queue(lhub, ldb)
+    gw, lock_fd = _writer(lhub)
+
+    def refused(db: Database, planned: Any) -> int | None:
+        db.conn.execute("INSERT INTO learning_answers (id, answer_id, student_id, item_id, kps, correct, at) VALUES (1, 'x', -1, 'x', '[]', 0, 0)")
+        raise AssertionError("not reached: the insert fails")
+
+    monkeypatch.setattr(pending, "write_planned", refused)
+    try:
+        gw._learn(ldb, lock_fd)
+    finally:
+        os.close(lock_fd)
+        os.close(gw._learner_fd)  # type: ignore[arg-type]
+    assert lhub.count("learning_pending") == 0
+    assert lhub.count("learning_answers", "answer_id LIKE 'p-%'") == 6
+    assert lhub.count("learning_answers", "answer_id = 'x'") == 0
