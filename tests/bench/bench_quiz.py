@@ -30,8 +30,8 @@ else the machine is doing; latencies and rates do.
   the same time (the floor), and the ratio. The two alternate in ``--slices`` slices
   (GET, answers, GET, answers, ...) so a drift of the machine's speed during the run
   weighs on both alike; each slice's ratio is printed too.
-- Crash: the clients answer a fresh 50-question session back to back; after ~1 s the hub
-  is killed with SIGKILL (arbiter and workers), restarted on the same data, and every
+- Crash: the clients answer a fresh 50-question session back to back; once half of the
+  answers are acknowledged (at most 5 s) the hub is killed with SIGKILL (arbiter and workers), restarted on the same data, and every
   client resends whatever it did not get acknowledged (same client ids) until it is.
   Every answer acknowledged before the kill must be present exactly once, and so must
   every answer sent; a sample of acknowledged ones resent after restart must get the
@@ -221,6 +221,8 @@ def _crash(c: Client, barrier: Any, plan: dict[str, Any], out: list[Any]) -> Non
         while True:
             st, data, t0, t1 = c.call(req)
             if st in (200, 201):
+                with plan["acked"].get_lock():
+                    plan["acked"].value += 1
                 before = kill_at.value == 0.0 or t1 < kill_at.value
                 out.append(("crash", st, t0, t1, _cid(body), before, data.decode(), body.decode()))
                 break
@@ -544,10 +546,16 @@ def main() -> int:
     # -- crash -----------------------------------------------------------------------------------
     session2, items2 = new_session(port, teacher, class_id, 50)
     kill_at = CTX.Value("d", 0.0)
+    acked = CTX.Value("i", 0)
     restarted: dict[str, Any] = {}
+    total = len(clients) * len(items2)
 
     def killer() -> None:
-        time.sleep(1.0)
+        # Half way through the run (or after 5 s), so answers are in flight whatever the machine's speed:
+        # a fixed second once came after the last of them on a fast machine.
+        deadline = time.monotonic() + 5.0
+        while acked.value < total // 2 and time.monotonic() < deadline:
+            time.sleep(0.002)
         os.killpg(srv.proc.pid, signal.SIGKILL)
         kill_at.value = time.monotonic()
         srv.proc.wait(10)
@@ -556,7 +564,7 @@ def main() -> int:
         restarted["ready_s"] = new.wait_ready(timeout=60)
         restarted["srv"] = new
 
-    crash_rows = run_clients(port, clients, "crash", {"items": items2, "session": session2, "kill_at": kill_at}, during=killer).rows
+    crash_rows = run_clients(port, clients, "crash", {"items": items2, "session": session2, "kill_at": kill_at, "acked": acked}, during=killer).rows
     acked_before = {r[4]: (r[6], r[7]) for r in crash_rows if r[1] == 201 and r[5]}
     all_sent = {r[4] for r in crash_rows}
     gave_up = [r for r in crash_rows if r[1] not in (200, 201)]
@@ -574,7 +582,7 @@ def main() -> int:
         st, again = b.api(port, "POST", "/api/v1/quiz/answers", body, headers=heads[body["student_id"]])
         same += st == 200 and again == json.loads(ack)
     lines += [
-        f"crash (kill -9 of arbiter+workers 1 s into a {n} x 50 answer run, restart in {restarted.get('ready_s', float('nan')):.2f} s, clients resend): "
+        f"crash (kill -9 of arbiter+workers half way into a {n} x 50 answer run, restart in {restarted.get('ready_s', float('nan')):.2f} s, clients resend): "
         f"{len(acked_before)} acknowledged before the kill, {len(all_sent)} sent; lost acknowledged {len(lost_acked)}, lost sent {len(lost_sent)}, "
         f"duplicated {len(dup)}, gave up {len(gave_up)}; resent acknowledged answers answered 200 with the same ack {same}/{len(sample)}",
     ]
