@@ -81,6 +81,8 @@ FALLBACKS = Counter("hub_quiz_writer_fallbacks_total", "Batches the database ref
 LOCKED = Counter("hub_quiz_writer_locked_seconds_total", "Wall time the answer writers held the write lock")
 SYNCS = Counter("hub_quiz_writer_syncs_total", "fdatasyncs of the WAL before answers were acknowledged")
 CHECKPOINT_SECONDS = Counter("hub_quiz_writer_checkpoint_seconds_total", "Wall time of the syncer's WAL checkpoints")
+WAL_RESTARTS = Counter("hub_quiz_writer_wal_restarts_total", "TRUNCATE checkpoints that started the WAL over")
+WAL_RESTARTS_BUSY = Counter("hub_quiz_writer_wal_restarts_busy_total", "TRUNCATE checkpoints a reader of old frames held up (tried again)")
 SYNC_SECONDS = Counter("hub_quiz_writer_sync_seconds_total", "Wall time of those fdatasyncs")
 LEARNING_PASSES = Counter("hub_quiz_writer_learning_passes_total", "Transactions the answer writers spent on queued mastery updates")
 LEARNING_SECONDS = Counter("hub_quiz_writer_learning_seconds_total", "Wall time the answer writers held the write lock for them")
@@ -90,6 +92,10 @@ MAX_BATCH = 256
 # How often the syncer copies the WAL into the database while answers arrive (an idle hub's
 # other connections checkpoint as usual).
 CHECKPOINT_EVERY_S = 1.0
+# The WAL is started over (a TRUNCATE checkpoint) once it holds more frames than this: one
+# wal-index hash table's worth, 16 MiB of 4 KiB pages (_Syncer._checkpoint says why).
+RESTART_FRAMES = 4096
+TRUNCATE_BUSY_MS = 200
 # Queued mastery updates go once no answer has come for this long (a burst's go together,
 # after it), or once they have waited LEARNING_MAX_LAG_S: then a chunk between answer batches.
 LEARNING_IDLE_S = 0.002
@@ -198,7 +204,7 @@ class GroupWriter:
         path, busy_timeout_ms, synchronous = self._db_args
         # Commits append to the WAL unsynced; the syncer makes them durable before any ack.
         db = connect(path, busy_timeout_ms, "NORMAL")
-        syncer = _Syncer(Path(f"{path}-wal") if synchronous == "FULL" else None, self._bus)
+        syncer = _Syncer(Path(f"{path}-wal") if synchronous == "FULL" else None, self._bus, self._lock_path)
         if synchronous == "FULL":
             # The syncer checkpoints the WAL, off the write lock: an automatic checkpoint would run
             # inside this writer's COMMIT (megabytes copied and two fsyncs) while the lock is held.
@@ -477,8 +483,8 @@ class _Syncer:
     (``storage.synchronous = NORMAL``) acknowledges at once.
     """
 
-    def __init__(self, wal: Path | None, bus: Any) -> None:
-        self._wal, self._bus = wal, bus
+    def __init__(self, wal: Path | None, bus: Any, lock_path: Path | None = None) -> None:
+        self._wal, self._bus, self._lock_path = wal, bus, lock_path
         self._db: Database | None = None  # the syncer's own connection, for checkpoints
         self._last_checkpoint = time.monotonic()
         self._queue: queue.Queue[list[_Job]] = queue.Queue()
@@ -518,14 +524,30 @@ class _Syncer:
                 self._checkpoint()
 
     def _checkpoint(self) -> None:
-        """Copy committed WAL frames into the database (PASSIVE: it never waits for or blocks a writer)."""
+        """Copy committed WAL frames into the database, and start the WAL over once it has grown.
+
+        PASSIVE never waits for or blocks a writer, but under a steady stream of answers it never
+        catches up with the newest frame either, and SQLite starts the WAL over only after a
+        checkpoint that did: the WAL then grew by ~60 MB a second in the benchmark's answer loop
+        (a gigabyte in 16 s), and every page a connection read was looked up through one more
+        wal-index hash table per 4,096 frames: the writer's CPU per answer doubled within 12 s.
+        So once the WAL holds more than ``RESTART_FRAMES`` frames, the rest is copied with
+        TRUNCATE between two commits (the hub's write lock held, after the PASSIVE pass did most
+        of the copying), which starts the WAL over from an empty file.
+        """
         assert self._wal is not None
         self._last_checkpoint = time.monotonic()
         t0 = time.perf_counter()
         try:
             if self._db is None:
-                self._db = connect(Path(str(self._wal)[: -len("-wal")]), 5000, "NORMAL")
-            self._db.conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+                self._db = connect(Path(str(self._wal)[: -len("-wal")]), TRUNCATE_BUSY_MS, "NORMAL")
+            _busy, frames, _copied = self._db.conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+            if frames > RESTART_FRAMES and self._lock_path is not None:
+                with write_lock.held(self._lock_path):
+                    # Readers of older frames are waited for at most TRUNCATE_BUSY_MS (the connection's
+                    # busy timeout); if one outlasts it, this is tried again at the next checkpoint.
+                    busy, _, _ = self._db.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+                (WAL_RESTARTS if not busy else WAL_RESTARTS_BUSY).inc()
         except Exception as exc:  # a missed checkpoint only lets the WAL grow until the next one
             log.warning("WAL checkpoint failed", extra={"error": str(exc)})
         CHECKPOINT_SECONDS.inc(time.perf_counter() - t0)

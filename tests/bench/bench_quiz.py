@@ -259,7 +259,8 @@ def hub_cpu_s(srv: b.Server) -> float:
 WRITER_METRICS = ("hub_quiz_writer_batches_total", "hub_quiz_writer_answers_total", "hub_quiz_writer_cpu_seconds_total",
                   "hub_quiz_writer_locked_seconds_total", "hub_quiz_writer_syncs_total", "hub_quiz_writer_sync_seconds_total",
                   "hub_quiz_writer_learning_passes_total", "hub_quiz_writer_learning_seconds_total", "hub_learning_pending_applied_total",
-                  "hub_quiz_writer_learning_cpu_seconds_total", "hub_learning_pending_stale_plans_total")
+                  "hub_quiz_writer_learning_cpu_seconds_total", "hub_learning_pending_stale_plans_total",
+                  "hub_quiz_writer_checkpoint_seconds_total", "hub_quiz_writer_wal_restarts_total")
 LAG_BUCKET = "hub_learning_lag_seconds_bucket"
 
 
@@ -308,7 +309,9 @@ def writer_line(before: dict[str, float], after: dict[str, float]) -> str:
             f"{d['hub_quiz_writer_learning_seconds_total'] / max(1.0, passes) * 1000:.1f} ms each "
             f"(CPU {d.get('hub_quiz_writer_learning_cpu_seconds_total', 0.0) / max(1.0, applied) * 1000:.3f} ms per answer; "
             f"{d.get('hub_learning_pending_stale_plans_total', 0.0):.0f} worked out ahead were overtaken and done again under the lock), "
-            f"lag from commit p50 {lag_quantile(d, 0.5)}, p99 {lag_quantile(d, 0.99)}")
+            f"lag from commit p50 {lag_quantile(d, 0.5)}, p99 {lag_quantile(d, 0.99)}; "
+            f"WAL checkpoints {d.get('hub_quiz_writer_checkpoint_seconds_total', 0.0):.2f} s, "
+            f"started over {d.get('hub_quiz_writer_wal_restarts_total', 0.0):.0f} times")
 
 
 class Phase:
@@ -527,7 +530,9 @@ def main() -> int:
     loop_ok = sum(1 for r in loop_rows if r[1] in (200, 201))
     floor_rps, loop_rps = floor_ok / args.seconds, loop_ok / args.seconds
     slice_ratios = " / ".join(
-        f"{sum(1 for r in lp.rows if r[1] in (200, 201)) / max(1, sum(1 for r in fl.rows if r[1] == 200)):.2f}" for fl, lp in zip(floors, loops, strict=True)
+        f"{sum(1 for r in lp.rows if r[1] in (200, 201)) / max(1, sum(1 for r in fl.rows if r[1] == 200)):.2f} "
+        f"({sum(1 for r in lp.rows if r[1] in (200, 201)) / slice_s:.0f}/{sum(1 for r in fl.rows if r[1] == 200) / slice_s:.0f})"
+        for fl, lp in zip(floors, loops, strict=True)
     )
     wrk_line = ""
     if b.wrk_available():
@@ -536,7 +541,8 @@ def main() -> int:
     lines += [
         f"sustained ({n} clients in a loop, {args.seconds} s): {loop_rps:.0f} answers/s (errors {len(loop_rows) - loop_ok}, "
         f"p99 {b.pct(lat(loop_rows), 99):.1f} ms) vs floor GET /api/v1/me {floor_rps:.0f} req/s by the same clients: "
-        f"ratio {b.ratio(loop_rps, floor_rps)} (target >= 0.50x); {args.slices} alternating slices of {slice_s:g} s each, slice ratios {slice_ratios}",
+        f"ratio {b.ratio(loop_rps, floor_rps)} (target >= 0.50x); {args.slices} alternating slices of {slice_s:g} s each, "
+        f"slice ratios (answers/s / GET req/s) {slice_ratios}",
         f"  CPU in the loops: answers {loop.per_request_ms(len(loop_rows))}; GET /api/v1/me {floor.per_request_ms(len(floor_rows))}",
         f"  {writer_line(wm0, wm1)}",
     ] + ([wrk_line] if wrk_line else [])
