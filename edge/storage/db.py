@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import sqlite_utils
 
@@ -37,6 +38,27 @@ def connect(path: Path | str, busy_timeout_ms: int = 5000, synchronous: str = "F
     conn.execute("PRAGMA foreign_keys = ON")
     conn.execute("PRAGMA temp_store = MEMORY")
     return sqlite_utils.Database(conn)
+
+
+#: Rows per statement in :func:`execute_rows` (at most ~12 columns: well within SQLite's 32,766 variables).
+ROWS_PER_STATEMENT = 256
+
+
+def execute_rows(conn: sqlite3.Connection, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+    """``conn.executemany(sql, rows)`` for an ``INSERT ... VALUES (?, ...)`` (an upsert clause after
+    it included), with many rows in the VALUES of one statement instead of a step per row.
+
+    The hub's writers run these under the write lock every worker waits for, and every step lets
+    go of the GIL, which the writer then waits to get back behind busy request threads. SQLite
+    inserts the rows in order (rowids follow the list), an upsert's conflict with an earlier row
+    of the same statement included, exactly as one by one.
+    """
+    start = sql.index("VALUES (") + len("VALUES ")
+    end = sql.index(")", start) + 1
+    head, group, tail = sql[:start], sql[start:end], sql[end:]
+    for k in range(0, len(rows), ROWS_PER_STATEMENT):
+        part = rows[k:k + ROWS_PER_STATEMENT]
+        conn.execute(f"{head}{','.join([group] * len(part))}{tail}", [v for r in part for v in r])
 
 
 def select_keys(table: str, columns: str, key: tuple[str, ...], n: int) -> str:
