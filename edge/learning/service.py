@@ -303,8 +303,7 @@ class AnswersPlan:
     def write(self) -> None:
         """Write the planned rows (the caller owns the write transaction).
 
-        Each statement goes with many rows in its VALUES at once (``execute_rows``): the answer
-        writer runs this under the write lock (a pass held it 15-40 % less than a step per row).
+        Each statement goes with many rows in its VALUES at once (``execute_rows``, which says why).
         """
         for sql, rows in self.writes:
             execute_rows(self.db.conn, sql, rows)
@@ -369,18 +368,18 @@ class _Batch:
 
     def plan(self, accepted: list[tuple[int, list[str]]], plan: AnswersPlan) -> None:
         """The accepted answers' rows, the network steps, BKT, progress and evidence."""
-        answers, out = self.answers, plan.out
+        answers = self.answers
         last = self.db.execute("SELECT COALESCE(MAX(id), 0) FROM learning_answers").fetchone()[0]
         # The new rows get the ids an insert would give them (one above the largest), stated outright.
         new_ids = {i: last + 1 + n for n, (i, _kps) in enumerate(accepted)}
         rows = [(new_ids[i], answers[i].answer_id, answers[i].student_id, answers[i].item_id, orjson.dumps(kps).decode(),
                  1 if answers[i].correct else 0, float(answers[i].at)) for i, kps in accepted]
         plan.add("INSERT INTO learning_answers (id, answer_id, student_id, item_id, kps, correct, at) VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
-        self.unwritten: dict[int, list[tuple[int, str, int]]] = {}
+        unwritten: dict[int, list[tuple[int, str, int]]] = {}  # per student: (id, kps, correct) of these rows
         for r in rows:
-            self.unwritten.setdefault(r[2], []).append((r[0], r[4], r[5]))
-        self.step_network(accepted, new_ids, out, plan)
-        self.update_bkt(accepted, out, plan)
+            unwritten.setdefault(r[2], []).append((r[0], r[4], r[5]))
+        self.step_network(accepted, new_ids, unwritten, plan)
+        self.update_bkt(accepted, plan)
         self.update_progress(accepted, plan)
         plan.add(
             """INSERT INTO learning_evidence (student_id, kp_id, answers, correct, last_at) VALUES (?, ?, 1, ?, ?)
@@ -388,10 +387,10 @@ class _Batch:
             [(answers[i].student_id, k, 1 if answers[i].correct else 0, float(answers[i].at)) for i, kps in accepted for k in kps],
         )
 
-    def step_network(self, accepted: list[tuple[int, list[str]]], new_ids: dict[int, int], out: list[dict[str, float]],
-                     writes: AnswersPlan) -> None:
+    def step_network(self, accepted: list[tuple[int, list[str]]], new_ids: dict[int, int],
+                     unwritten: dict[int, list[tuple[int, str, int]]], writes: AnswersPlan) -> None:
         """Each student's stored state stepped through their answers of the batch, all students at once."""
-        db, model, answers = self.db, self.model, self.answers
+        db, model, answers, out = self.db, self.model, self.answers, writes.out
         by_student: dict[int, list[int]] = {}
         for i, _kps in accepted:
             by_student.setdefault(answers[i].student_id, []).append(i)
@@ -426,7 +425,7 @@ class _Batch:
             for i in idx:
                 if st is None:
                     # First answer under this model: replay the history, this answer included.
-                    st = states[sid] = _rebuild(db, sid, model, new_ids[i], self.unwritten.get(sid, ()))
+                    st = states[sid] = _rebuild(db, sid, model, new_ids[i], unwritten.get(sid, ()))
                     plan.append((-1, False, i))
                     changed.add(sid)
                 else:
@@ -467,9 +466,9 @@ class _Batch:
              for sid in sids if sid in changed for st in (states[sid],)],
         )
 
-    def update_bkt(self, accepted: list[tuple[int, list[str]]], out: list[dict[str, float]], writes: AnswersPlan) -> None:
+    def update_bkt(self, accepted: list[tuple[int, list[str]]], writes: AnswersPlan) -> None:
         """Points the network does not cover: one BKT update per answer, in order."""
-        bkt = self.model.bkt
+        bkt, out = self.model.bkt, writes.out
         pairs = [(self.answers[i].student_id, k, i) for i, kps in accepted for k in kps if self.skill_of[k] is None]
         if not pairs:
             return

@@ -282,10 +282,14 @@ class GroupWriter:
         except BlockingIOError:
             self._learning_since = time.monotonic() + LEARNING_BUSY_S
             return
+        cpu0 = time.thread_time()
         try:
             self._learn_pass(db, lock_fd)
         finally:
             fcntl.flock(self._learner_fd, fcntl.LOCK_UN)
+            cpu = time.thread_time() - cpu0
+            WRITER_CPU.inc(cpu)
+            LEARNING_CPU.inc(cpu)
 
     def _learn_pass(self, db: Database, lock_fd: int) -> None:
         """One transaction of queued mastery updates (``edge.learning.pending``), written under the write lock.
@@ -296,16 +300,12 @@ class GroupWriter:
         pass held it. If something did change (another worker's pass, a teacher's mark), the
         queue is applied under the lock as before.
         """
-        cpu0 = time.thread_time()
         conn = db.conn
         self._learned_last = True
         planned = self._plan_learning(db)
         if planned is None:
             # Another worker's pass took them (they share one queue): no write transaction for nothing.
             self._learning_since = None
-            cpu = time.thread_time() - cpu0
-            WRITER_CPU.inc(cpu)
-            LEARNING_CPU.inc(cpu)
             return
         fcntl.flock(lock_fd, fcntl.LOCK_EX)
         t0 = time.perf_counter()
@@ -327,9 +327,6 @@ class GroupWriter:
             fcntl.flock(lock_fd, fcntl.LOCK_UN)
             LEARNING_SECONDS.inc(time.perf_counter() - t0)
             LEARNING_PASSES.inc()
-            cpu = time.thread_time() - cpu0
-            WRITER_CPU.inc(cpu)
-            LEARNING_CPU.inc(cpu)
         # A full chunk may have left more, still owed since the same time; a short one emptied the queue.
         if n < LEARNING_CHUNK:
             self._learning_since = None
